@@ -1,0 +1,24 @@
+"""mtlestimators: multi-task learning models as scikit-learn estimators.
+
+Estimators are scikit-learn compatible and train with skorch. Loss weighters
+and gates are plugins found through entry points (:mod:`mtlestimators.plugins`).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._base import MultiTaskClassifierBase, NetEstimatorBase
+from ._shared_bottom import SharedBottomClassifier
+from .metrics import per_task_scores
+
+try:
+    __version__ = version("mtlestimators")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "MultiTaskClassifierBase",
+    "NetEstimatorBase",
+    "SharedBottomClassifier",
+    "per_task_scores",
+    "__version__",
+]

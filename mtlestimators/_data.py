@@ -1,0 +1,116 @@
+"""Tensor-resident data path for skorch.
+
+skorch's default data path builds each batch row by row through a ``Dataset``
+and ``default_collate``; on tabular data that is most of the training time.
+Here the inputs are converted to tensors once per fit (on the net's device)
+and every batch is one indexed slice of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+
+def _as_tensor(data, device):
+    if isinstance(data, Mapping):
+        return {k: _as_tensor(v, device) for k, v in data.items()}
+    if isinstance(data, torch.Tensor):
+        return data.to(device)
+    array = np.asarray(data)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    return torch.as_tensor(array, device=device)
+
+
+def _take(data, index):
+    if isinstance(data, Mapping):
+        return {k: v[index] for k, v in data.items()}
+    return data[index]
+
+
+def _length(data) -> int:
+    if isinstance(data, Mapping):
+        return len(next(iter(data.values())))
+    return len(data)
+
+
+class TensorData(Dataset):
+    """X (a tensor or a dict of tensors) and optional y, held as tensors."""
+
+    def __init__(self, X, y=None, device="cpu"):
+        self.X = _as_tensor(X, device)
+        self.y = None if y is None else _as_tensor(y, device)
+        n = _length(self.X)
+        if self.y is not None and len(self.y) != n:
+            raise ValueError(f"X has {n} rows but y has {len(self.y)}.")
+
+    def __len__(self) -> int:
+        return _length(self.X)
+
+    def __getitem__(self, index):
+        y = None if self.y is None else self.y[index]
+        return _take(self.X, index), y
+
+    def batch(self, index: torch.Tensor):
+        """One batch ``(X[index], y[index])``; y is a placeholder when absent."""
+        X = _take(self.X, index)
+        y = (
+            torch.zeros(len(index), device=index.device)
+            if self.y is None
+            else self.y[index]
+        )
+        return X, y
+
+
+class TensorBatchIterator:
+    """Yields ``(X_batch, y_batch)`` slices of a :class:`TensorData`.
+
+    Accepts a ``torch.utils.data.Subset`` of a ``TensorData`` too, which is
+    what skorch's ``ValidSplit`` hands over. Shuffling draws from torch's
+    global generator, which the estimators seed from ``random_state``.
+    """
+
+    def __init__(self, dataset, batch_size: int = 128, shuffle: bool = False,
+                 drop_last: bool = False):
+        if isinstance(dataset, Subset):
+            base, indices = dataset.dataset, torch.as_tensor(dataset.indices)
+        else:
+            base, indices = dataset, None
+        if not isinstance(base, TensorData):
+            raise TypeError(
+                "TensorBatchIterator needs a TensorData dataset; got "
+                f"{type(base).__name__}."
+            )
+        self.data = base
+        self.indices = indices
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        n = len(self.data) if self.indices is None else len(self.indices)
+        if self.drop_last:
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+    def __iter__(self):
+        device = (
+            self.data.y.device if self.data.y is not None
+            else next(iter(self.data.X.values())).device
+            if isinstance(self.data.X, Mapping) else self.data.X.device
+        )
+        n = len(self.data) if self.indices is None else len(self.indices)
+        if self.shuffle:
+            order = torch.randperm(n)
+        else:
+            order = torch.arange(n)
+        if self.indices is not None:
+            order = self.indices[order]
+        order = order.to(device)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            yield self.data.batch(order[start:start + self.batch_size])

@@ -1,0 +1,104 @@
+"""The skorch net behind every estimator: multi-task loss, loss weighter,
+tensor-resident batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.utils import to_tensor
+from torch import nn
+
+from ._data import TensorBatchIterator, TensorData
+from .plugins import build_loss_weighter
+
+
+class MultiTaskLoss(nn.Module):
+    """Per-task mean losses over the labelled rows of a batch, shape (K,).
+
+    ``y_pred`` is a tuple with one output per task: logits (B,) for binary,
+    logits (B, C) for multiclass, values (B,) for regression. ``y_true`` is
+    (B, K) float with NaN for a missing label. A missing label is masked out
+    of its task's loss, so it contributes exactly zero gradient; a task with
+    no label in the batch has loss 0.
+
+    Losses: binary cross-entropy, cross-entropy, squared error.
+    """
+
+    def __init__(self, task_kinds: Sequence[str]):
+        super().__init__()
+        self.task_kinds = list(task_kinds)
+
+    def forward(self, y_pred, y_true: torch.Tensor) -> torch.Tensor:
+        assert len(y_pred) == len(self.task_kinds) == y_true.shape[1]
+        losses = []
+        for output, kind, target in zip(y_pred, self.task_kinds, y_true.T):
+            labelled = ~torch.isnan(target)
+            safe = torch.where(labelled, target, torch.zeros_like(target))
+            if kind == "binary":
+                per_row = F.binary_cross_entropy_with_logits(
+                    output, safe, reduction="none"
+                )
+            elif kind == "multiclass":
+                per_row = F.cross_entropy(output, safe.long(), reduction="none")
+            else:
+                per_row = (output - safe) ** 2
+            weight = labelled.to(per_row.dtype)
+            losses.append((per_row * weight).sum() / weight.sum().clamp(min=1.0))
+        return torch.stack(losses)  # (K,)
+
+
+class MultiTaskNet(NeuralNet):
+    """skorch ``NeuralNet`` for multi-task modules.
+
+    The module returns a tuple of per-task outputs; ``criterion_`` turns them
+    into the (K,) vector of per-task losses; ``loss_weighter_`` (a plugin,
+    built from ``loss_weighter`` and ``loss_weighter__*``) turns that into the
+    training loss. A module may define ``regularization()``; its value is
+    added to the loss (the MSSM family's L0/L2 terms). Batches are slices of
+    tensors held once per fit (:class:`TensorData`).
+    """
+
+    prefixes_ = NeuralNet.prefixes_ + ["loss_weighter"]
+
+    def __init__(self, module, *, task_kinds, loss_weighter="uniform", **kwargs):
+        kwargs.setdefault("criterion", MultiTaskLoss)
+        kwargs.setdefault("criterion__task_kinds", list(task_kinds))
+        kwargs.setdefault("iterator_train", TensorBatchIterator)
+        kwargs.setdefault("iterator_valid", TensorBatchIterator)
+        kwargs.setdefault("iterator_train__shuffle", True)
+        kwargs.setdefault("train_split", None)
+        super().__init__(module, **kwargs)
+        self.task_kinds = list(task_kinds)
+        self.loss_weighter = loss_weighter
+
+    def initialize_module(self):
+        super().initialize_module()
+        params = self.get_params_for("loss_weighter")
+        self.loss_weighter_ = build_loss_weighter(
+            self.loss_weighter, len(self.task_kinds), **params
+        )
+        return self
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, TensorData):
+            return X
+        return TensorData(X, y, device=self.device)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y_true = to_tensor(y_true, device=self.device)
+        task_losses = self.criterion_(y_pred, y_true)
+        loss = self.loss_weighter_(task_losses)
+        regularization = getattr(self.module_, "regularization", None)
+        if regularization is not None:
+            loss = loss + regularization()
+        return loss
+
+    def task_outputs(self, X) -> tuple[torch.Tensor, ...]:
+        """Eval-mode module outputs for X, one CPU tensor per task."""
+        outputs = self.forward(X, training=False, device="cpu")
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return tuple(outputs)

@@ -1,0 +1,140 @@
+"""Shared-bottom multi-task network (Caruana 1997; the "Shared-Bottom"
+baseline of MSSM's Table 1 and of MMoE, Ma et al. KDD 2018, figure 1a)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._base import MultiTaskClassifierBase
+from ._layers import TaskTower, mlp, out_width
+
+
+class SharedBottomModule(nn.Module):
+    """Shared fully connected layers, then one tower per task."""
+
+    def __init__(self, n_features: int, output_dims: Sequence[int],
+                 bottom_units: Sequence[int] = (128, 64),
+                 tower_units: Sequence[int] = (32,), dropout: float = 0.0):
+        super().__init__()
+        self.bottom = mlp(n_features, bottom_units, dropout)
+        width = out_width(n_features, bottom_units)
+        self.towers = nn.ModuleList(
+            TaskTower(width, tower_units, d, dropout) for d in output_dims
+        )
+
+    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h = self.bottom(X)  # (B, H)
+        return tuple(tower(h) for tower in self.towers)
+
+
+class SharedBottomClassifier(MultiTaskClassifierBase):
+    """Shared-bottom multi-task classifier.
+
+    All tasks share the bottom layers; each task has its own tower and output.
+    y is 1-D for one task (binary or multiclass, any label type) or (n, K) for
+    K binary tasks, with NaN/None marking a missing label: such a row still
+    trains the tasks it has labels for. Rows with every label missing are
+    dropped with a warning.
+
+    Parameters
+    ----------
+    bottom_units : tuple of int, default=(128, 64)
+        Widths of the shared layers.
+    tower_units : tuple of int, default=(32,)
+        Widths of each task's tower before its output layer.
+    dropout : float, default=0.0
+        Dropout after every hidden layer.
+    loss_weighter : str, class or nn.Module, default="uniform"
+        Combines the per-task losses; a registered name
+        (:func:`mtlestimators.plugins.available_loss_weighters`), a class
+        built as ``cls(n_tasks, **loss_weighter__params)``, or an instance.
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=20
+    batch_size : int, default=256
+    optimizer : str or torch.optim.Optimizer subclass, default="adam"
+        Configure it with ``optimizer__<name>`` (e.g. ``optimizer__weight_decay``).
+    callbacks : list of skorch callbacks, optional
+    warm_start : bool, default=False
+        If True, a second ``fit`` continues training the fitted net.
+    verbose : int, default=1
+        1 prints skorch's epoch table; 0 is silent.
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
+    random_state : int, RandomState or None, default=None
+        Seeds initialization and shuffling; the same int gives the same model.
+    **kwargs
+        Double-underscore routed parameters: ``optimizer__*``, ``module__*``,
+        ``loss_weighter__*``, ``callbacks__*``, ``iterator_train__*``,
+        ``iterator_valid__*``.
+
+    Attributes
+    ----------
+    net_ : MultiTaskNet
+        The fitted skorch net.
+    history_ : skorch.History
+        Per-epoch training history.
+    classes_ : ndarray, or list of ndarray for K > 1 tasks
+    n_tasks_ : int
+    task_names_ : ndarray of str
+        Column names of y (DataFrame) or ``task_<k>``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X has string column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtlestimators import SharedBottomClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 4)).astype("float32")
+    >>> Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(float)
+    >>> Y[:50, 1] = np.nan  # no label for task 1 on these rows
+    >>> clf = SharedBottomClassifier(max_epochs=5, verbose=0, random_state=0)
+    >>> clf.fit(X, Y).predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    def __init__(
+        self,
+        bottom_units: Sequence[int] = (128, 64),
+        tower_units: Sequence[int] = (32,),
+        dropout: float = 0.0,
+        loss_weighter="uniform",
+        lr: float = 1e-3,
+        max_epochs: int = 20,
+        batch_size: int = 256,
+        optimizer="adam",
+        callbacks=None,
+        warm_start: bool = False,
+        verbose: int = 1,
+        device: str = "cpu",
+        random_state=None,
+        **kwargs,
+    ):
+        self.bottom_units = bottom_units
+        self.tower_units = tower_units
+        self.dropout = dropout
+        self.loss_weighter = loss_weighter
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.random_state = random_state
+        vars(self).update(kwargs)
+
+    def _build_module(self, n_features, specs):
+        return SharedBottomModule, {
+            "n_features": n_features,
+            "output_dims": [s.output_dim for s in specs],
+            "bottom_units": tuple(self.bottom_units),
+            "tower_units": tuple(self.tower_units),
+            "dropout": float(self.dropout),
+        }

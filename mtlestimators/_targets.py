@@ -1,0 +1,198 @@
+"""Multi-task targets: task kinds, label encoding and missing labels.
+
+A multi-task target is a table (n_samples, n_tasks). A missing label (NaN or
+None) means "no label for this task on this row"; the row still trains the
+other tasks. Each task has a kind: ``"binary"``, ``"multiclass"`` or
+``"regression"``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.multiclass import type_of_target
+
+TASK_KINDS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a multi-task target.
+
+    Attributes
+    ----------
+    name : str
+        Column name (DataFrame column, or ``"task_<k>"``).
+    kind : {"binary", "multiclass", "regression"}
+    classes : ndarray or None
+        Sorted class labels of a classification task; None for regression.
+    """
+
+    name: str
+    kind: str
+    classes: np.ndarray | None = None
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the task's output layer (1 logit for binary/regression)."""
+        return len(self.classes) if self.kind == "multiclass" else 1
+
+
+def missing_mask(y: np.ndarray) -> np.ndarray:
+    """Boolean mask of missing labels (NaN or None), same shape as ``y``."""
+    return np.asarray(pd.isna(y), dtype=bool)
+
+
+def task_names_of(y, n_tasks: int) -> list[str]:
+    """Column names of a DataFrame target, else ``task_0 .. task_{K-1}``."""
+    columns = getattr(y, "columns", None)
+    if columns is not None:
+        return [str(c) for c in columns]
+    return [f"task_{k}" for k in range(n_tasks)]
+
+
+def _kind_of_column(values: np.ndarray) -> str:
+    target_type = type_of_target(values, input_name="y")
+    if target_type == "binary":
+        return "binary"
+    if target_type == "multiclass":
+        return "multiclass"
+    if target_type == "continuous":
+        return "regression"
+    raise ValueError(f"Unsupported label type {target_type!r}.")
+
+
+def drop_unlabelled_rows(y: np.ndarray) -> np.ndarray:
+    """Indices of rows with at least one label; warns if any row is dropped.
+
+    Raises ValueError when no row has a label.
+    """
+    mask = missing_mask(y)
+    if mask.ndim == 1:
+        mask = mask[:, None]
+    keep = ~mask.all(axis=1)
+    n_dropped = int((~keep).sum())
+    if n_dropped == len(keep):
+        raise ValueError(
+            "y has no label at all (every entry is NaN/None). Pass at least "
+            "one labelled row per task."
+        )
+    if n_dropped:
+        warnings.warn(
+            f"Dropped {n_dropped} of {len(keep)} rows whose labels are all "
+            "missing (NaN); they cannot train any task.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return np.flatnonzero(keep)
+
+
+def resolve_tasks(
+    y: np.ndarray,
+    names: Sequence[str],
+    tasks: Mapping[str, str] | Sequence[str] | None = None,
+) -> list[TaskSpec]:
+    """Infer (or check the given) kind of every column of a 2-D target.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples, n_tasks)
+        Labels, NaN/None where missing.
+    names : sequence of str
+        One name per column.
+    tasks : dict {name: kind}, sequence of kinds, or None
+        Kinds to use instead of inferring them. A dict may name a subset of
+        the columns; the others are inferred.
+    """
+    if isinstance(tasks, Mapping):
+        unknown = sorted(set(map(str, tasks)) - set(names))
+        if unknown:
+            raise ValueError(
+                f"tasks names columns {unknown} that are not in y; y's columns "
+                f"are {list(names)}."
+            )
+        given = {str(k): v for k, v in tasks.items()}
+    elif tasks is None:
+        given = {}
+    else:
+        tasks = list(tasks)
+        if len(tasks) != len(names):
+            raise ValueError(
+                f"tasks gives {len(tasks)} kinds but y has {len(names)} columns; "
+                "give one kind per column or a dict {column: kind}."
+            )
+        given = dict(zip(names, tasks))
+
+    specs = []
+    missing = missing_mask(y)
+    for k, name in enumerate(names):
+        labelled = y[~missing[:, k], k]
+        if labelled.size == 0:
+            raise ValueError(
+                f"Task {name!r} (column {k} of y) has no label at all; give it "
+                "at least one labelled row or drop the column."
+            )
+        kind = given.get(name)
+        if kind is None:
+            try:
+                kind = _kind_of_column(labelled)
+            except ValueError as exc:
+                raise ValueError(f"Task {name!r} (column {k} of y): {exc}") from None
+        elif kind not in TASK_KINDS:
+            raise ValueError(
+                f"Task {name!r} has kind {kind!r}; use one of {list(TASK_KINDS)}."
+            )
+        if kind == "regression":
+            try:
+                labelled.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Task {name!r} is a regression task but has non-numeric "
+                    "labels; declare it 'binary' or 'multiclass' in tasks."
+                ) from None
+            specs.append(TaskSpec(name, "regression"))
+            continue
+        try:
+            classes = np.unique(labelled)
+        except TypeError:
+            raise ValueError(
+                f"Task {name!r} (column {k} of y) mixes label types (e.g. strings "
+                "and numbers); use one type per column."
+            ) from None
+        if len(classes) < 2:
+            raise ValueError(
+                f"Task {name!r} (column {k} of y) has a single class "
+                f"{classes[0]!r}; a classification task needs at least 2 classes."
+            )
+        if kind == "binary" and len(classes) > 2:
+            raise ValueError(
+                f"Task {name!r} is declared binary but has {len(classes)} classes."
+            )
+        specs.append(TaskSpec(name, kind, classes))
+    return specs
+
+
+def encode_targets(y: np.ndarray, specs: Sequence[TaskSpec]) -> np.ndarray:
+    """Encode labels as float32 (n, K): class index for classification tasks,
+    the value for regression, NaN where missing."""
+    out = np.full(y.shape, np.nan, dtype=np.float32)
+    missing = missing_mask(y)
+    for k, spec in enumerate(specs):
+        present = ~missing[:, k]
+        values = y[present, k]
+        if spec.kind == "regression":
+            out[present, k] = values.astype(np.float64)
+        else:
+            index = np.searchsorted(spec.classes, values)
+            index = np.clip(index, 0, len(spec.classes) - 1)
+            if not np.array_equal(spec.classes[index], values):
+                raise ValueError(
+                    f"Task {spec.name!r} has labels not seen when it was set "
+                    f"up; known classes are {list(spec.classes)}."
+                )
+            out[present, k] = index
+    return out
