@@ -367,6 +367,23 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             )
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy; with K > 1 tasks, the mean over tasks of each task's
+        accuracy on its labelled rows (missing labels are skipped)."""
+        if not self._multi():
+            return super().score(X, y, sample_weight=sample_weight)
+        y = np.asarray(y, dtype=object).reshape(len(y), -1)
+        pred = self.predict(X)
+        weights = None if sample_weight is None else np.asarray(sample_weight)
+        missing = missing_mask(y)
+        accuracies = []
+        for k in range(y.shape[1]):
+            rows = ~missing[:, k]
+            hits = (pred[rows, k] == y[rows, k]).astype(float)
+            w = None if weights is None else weights[rows]
+            accuracies.append(np.average(hits, weights=w) if rows.any() else np.nan)
+        return float(np.nanmean(accuracies))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True

@@ -56,6 +56,11 @@ def task_names_of(y, n_tasks: int) -> list[str]:
 
 
 def _kind_of_column(values: np.ndarray) -> str:
+    if values.dtype == object and not any(isinstance(v, str) for v in values):
+        try:  # numbers held in an object array (e.g. a column with None)
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
     target_type = type_of_target(values, input_name="y")
     if target_type == "binary":
         return "binary"
@@ -165,8 +170,8 @@ def resolve_tasks(
             ) from None
         if len(classes) < 2:
             raise ValueError(
-                f"Task {name!r} (column {k} of y) has a single class "
-                f"{classes[0]!r}; a classification task needs at least 2 classes."
+                f"Task {name!r} (column {k} of y) has only one class "
+                f"({classes[0]}); a classification task needs at least 2 classes."
             )
         if kind == "binary" and len(classes) > 2:
             raise ValueError(

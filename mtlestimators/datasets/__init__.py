@@ -1,0 +1,5 @@
+"""Data sets for examples, tests and benchmarks; all load offline."""
+
+from ._adult import ADULT_COLUMNS, load_adult, load_adult_multitask
+
+__all__ = ["ADULT_COLUMNS", "load_adult", "load_adult_multitask"]
