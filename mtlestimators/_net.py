@@ -61,8 +61,6 @@ class MultiTaskNet(NeuralNet):
     tensors held once per fit (:class:`TensorData`).
     """
 
-    prefixes_ = NeuralNet.prefixes_ + ["loss_weighter"]
-
     def __init__(self, module, *, task_kinds, loss_weighter="uniform", **kwargs):
         kwargs.setdefault("criterion", MultiTaskLoss)
         kwargs.setdefault("criterion__task_kinds", list(task_kinds))
@@ -70,11 +68,16 @@ class MultiTaskNet(NeuralNet):
         kwargs.setdefault("iterator_valid", TensorBatchIterator)
         kwargs.setdefault("iterator_train__shuffle", True)
         kwargs.setdefault("train_split", None)
-        super().__init__(module, **kwargs)
+        # Set before NeuralNet.__init__: skorch refuses to set a torch module
+        # (an instance given as loss_weighter) on an already constructed net.
         self.task_kinds = list(task_kinds)
         self.loss_weighter = loss_weighter
+        super().__init__(module, **kwargs)
 
     def initialize_module(self):
+        # Set inside skorch's module init context, ``loss_weighter_`` is
+        # registered like ``module_``: its parameters join the optimizer, it
+        # moves with the device and ``loss_weighter__*`` routes to it.
         super().initialize_module()
         params = self.get_params_for("loss_weighter")
         self.loss_weighter_ = build_loss_weighter(

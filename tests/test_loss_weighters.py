@@ -1,0 +1,93 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mtlestimators.loss_weighters import (
+    PseudoUniformWeighter,
+    UncertaintyWeighter,
+    UniformWeighter,
+)
+
+
+def _value_and_grad(weighter, losses):
+    losses = torch.tensor(losses, requires_grad=True)
+    total = weighter(losses)
+    total.backward()
+    return total.item(), losses.grad.numpy()
+
+
+def test_uniform_is_the_weighted_sum():
+    value, grad = _value_and_grad(UniformWeighter(2, weights=[1.0, 3.0]), [1.0, 2.0])
+    assert value == pytest.approx(7.0)
+    np.testing.assert_allclose(grad, [1.0, 3.0])
+
+
+def test_uniform_rejects_wrong_number_of_weights():
+    with pytest.raises(ValueError, match="one per task"):
+        UniformWeighter(3, weights=[1.0, 2.0])
+
+
+def test_pseudo_uniform_scales_regression_by_inverse_label_variance():
+    weighter = PseudoUniformWeighter(2)
+    y = np.array([[0.0, 1.0], [1.0, 3.0], [np.nan, 5.0]])
+    weighter.prepare(y, ["binary", "regression"])  # var([1, 3, 5], ddof=1) = 4
+    value, grad = _value_and_grad(weighter, [0.5, 8.0])
+    assert value == pytest.approx(0.5 + 8.0 / 4.0)
+    np.testing.assert_allclose(grad, [1.0, 0.25])
+
+
+def test_pseudo_uniform_refuses_a_constant_regression_task():
+    with pytest.raises(ValueError, match="zero variance"):
+        PseudoUniformWeighter(1).prepare(np.ones((4, 1)), ["regression"])
+
+
+def test_uncertainty_matches_kendall_as_written_in_the_gallery_paper():
+    weighter = UncertaintyWeighter(2)
+    weighter.prepare(np.zeros((1, 2)), ["binary", "regression"])
+    with torch.no_grad():
+        weighter.log_variance.copy_(torch.tensor([0.0, math.log(4.0)]))
+    losses = torch.tensor([2.0, 8.0], requires_grad=True)
+    total = weighter(losses)
+    total.backward()
+    # classification: L / sigma^2 + log sigma; regression: L / (2 sigma^2) + log sigma
+    expected = 2.0 / 1.0 + 0.0 + 8.0 / (2 * 4.0) + math.log(2.0)
+    assert total.item() == pytest.approx(expected)
+    np.testing.assert_allclose(losses.grad.numpy(), [1.0, 1.0 / 8.0])
+    # d/ds (f e^{-s} L + s/2) = -f e^{-s} L + 1/2
+    np.testing.assert_allclose(
+        weighter.log_variance.grad.numpy(), [-2.0 + 0.5, -1.0 + 0.5], rtol=1e-6
+    )
+
+
+def test_uncertainty_log_variance_is_a_trainable_parameter():
+    names = [name for name, _ in UncertaintyWeighter(3).named_parameters()]
+    assert names == ["log_variance"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1,
+        max_size=6,
+    )
+)
+def test_weighters_are_finite_for_finite_losses(values):
+    losses = torch.tensor(values)
+    k = len(values)
+    kinds = ["binary"] * k
+    for weighter in (UniformWeighter(k), PseudoUniformWeighter(k), UncertaintyWeighter(k)):
+        weighter.prepare(np.zeros((2, k)), kinds)
+        assert torch.isfinite(weighter(losses))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(min_value=0.01, max_value=100.0), st.floats(min_value=0.01, max_value=100))
+def test_uniform_and_pseudo_uniform_are_linear_in_the_losses(scale, loss):
+    for weighter in (UniformWeighter(1), PseudoUniformWeighter(1)):
+        one = weighter(torch.tensor([loss]))
+        scaled = weighter(torch.tensor([loss * scale]))
+        assert scaled.item() == pytest.approx(scale * one.item(), rel=1e-5)
