@@ -23,6 +23,8 @@ def _as_tensor(data, device):
     array = np.asarray(data)
     if array.dtype == np.float64:
         array = array.astype(np.float32)
+    elif not array.flags.writeable:  # e.g. a read-only memmap or pandas view
+        array = array.copy()
     return torch.as_tensor(array, device=device)
 
 

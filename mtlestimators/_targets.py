@@ -56,7 +56,12 @@ def task_names_of(y, n_tasks: int) -> list[str]:
 
 
 def _kind_of_column(values: np.ndarray) -> str:
-    if values.dtype == object and not any(isinstance(v, str) for v in values):
+    n_strings = sum(isinstance(v, str) for v in values) if values.dtype == object else 0
+    if 0 < n_strings < len(values):
+        raise ValueError(
+            "mixes label types (strings and numbers); use one type per column."
+        )
+    if values.dtype == object and n_strings == 0:
         try:  # numbers held in an object array (e.g. a column with None)
             values = values.astype(np.float64)
         except (TypeError, ValueError):
