@@ -43,8 +43,7 @@ def resolve_device(device) -> str:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(
-            f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:1' "
-            "or 'auto'."
+            f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:1' or 'auto'."
         ) from None
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
@@ -317,7 +316,13 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             labelled = y2[~missing[:, k], k]
             if multi and labelled.size == 0:
                 continue  # resolve_tasks names the empty task
-            check_classification_targets(labelled)
+            try:
+                check_classification_targets(labelled)
+            except ValueError as exc:
+                raise ValueError(
+                    f"Task {name!r}: {exc} A classifier needs class labels; "
+                    "regression targets belong to a regression task."
+                ) from None
         specs = resolve_tasks(y2, names)
         if multi:
             for spec in specs:
@@ -348,9 +353,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         outputs = self._task_outputs(X.astype(np.float32, copy=False))
         if self._multi():
-            return np.column_stack(
-                [torch.sigmoid(o.double()).numpy() for o in outputs]
-            )
+            return np.column_stack([torch.sigmoid(o.double()).numpy() for o in outputs])
         (out,) = outputs
         if out.ndim == 1:
             p = torch.sigmoid(out.double()).numpy()

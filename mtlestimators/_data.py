@@ -76,8 +76,13 @@ class TensorBatchIterator:
     global generator, which the estimators seed from ``random_state``.
     """
 
-    def __init__(self, dataset, batch_size: int = 128, shuffle: bool = False,
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        drop_last: bool = False,
+    ):
         if isinstance(dataset, Subset):
             base, indices = dataset.dataset, torch.as_tensor(dataset.indices)
         else:
@@ -101,9 +106,11 @@ class TensorBatchIterator:
 
     def __iter__(self):
         device = (
-            self.data.y.device if self.data.y is not None
+            self.data.y.device
+            if self.data.y is not None
             else next(iter(self.data.X.values())).device
-            if isinstance(self.data.X, Mapping) else self.data.X.device
+            if isinstance(self.data.X, Mapping)
+            else self.data.X.device
         )
         n = len(self.data) if self.indices is None else len(self.indices)
         if self.shuffle:
@@ -115,4 +122,4 @@ class TensorBatchIterator:
         order = order.to(device)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
-            yield self.data.batch(order[start:start + self.batch_size])
+            yield self.data.batch(order[start : start + self.batch_size])

@@ -8,8 +8,12 @@ import torch
 from torch import nn
 
 
-def mlp(in_features: int, units: Sequence[int], dropout: float = 0.0,
-        act_layer: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp(
+    in_features: int,
+    units: Sequence[int],
+    dropout: float = 0.0,
+    act_layer: type[nn.Module] = nn.ReLU,
+) -> nn.Sequential:
     """Fully connected layers ``Linear -> act -> Dropout`` for each width in
     ``units``; an empty ``units`` gives the identity."""
     layers: list[nn.Module] = []
@@ -34,8 +38,13 @@ class TaskTower(nn.Module):
     and (B, C) logits otherwise.
     """
 
-    def __init__(self, in_features: int, units: Sequence[int], output_dim: int,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        in_features: int,
+        units: Sequence[int],
+        output_dim: int,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.hidden = mlp(in_features, units, dropout)
         self.out = nn.Linear(out_width(in_features, units), output_dim)

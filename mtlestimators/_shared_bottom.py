@@ -15,9 +15,14 @@ from ._layers import TaskTower, mlp, out_width
 class SharedBottomModule(nn.Module):
     """Shared fully connected layers, then one tower per task."""
 
-    def __init__(self, n_features: int, output_dims: Sequence[int],
-                 bottom_units: Sequence[int] = (128, 64),
-                 tower_units: Sequence[int] = (32,), dropout: float = 0.0):
+    def __init__(
+        self,
+        n_features: int,
+        output_dims: Sequence[int],
+        bottom_units: Sequence[int] = (128, 64),
+        tower_units: Sequence[int] = (32,),
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.bottom = mlp(n_features, bottom_units, dropout)
         width = out_width(n_features, bottom_units)

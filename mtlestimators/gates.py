@@ -100,9 +100,7 @@ class HardConcreteGate(Gate):
         if not beta > 0.0:
             raise ValueError(f"hard_concrete needs beta > 0, got {beta}.")
         if not 0.0 < droprate_init < 1.0:
-            raise ValueError(
-                f"droprate_init must be in (0, 1), got {droprate_init}."
-            )
+            raise ValueError(f"droprate_init must be in (0, 1), got {droprate_init}.")
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.zeta = float(zeta)

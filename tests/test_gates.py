@@ -39,7 +39,9 @@ def test_sampled_mean_and_atoms_match_the_closed_form():
         assert abs(z[:, k].mean() - mean) < 5 * stderr + 1e-6
         p_nonzero = expit(la - beta * math.log(-gamma / zeta))
         p_one = expit(la - beta * math.log((1 - gamma) / (zeta - 1)))
-        assert (z[:, k] > 0).mean() == pytest.approx(p_nonzero, abs=5 * 0.5 / math.sqrt(n))
+        assert (z[:, k] > 0).mean() == pytest.approx(
+            p_nonzero, abs=5 * 0.5 / math.sqrt(n)
+        )
         assert (z[:, k] == 1).mean() == pytest.approx(p_one, abs=5 * 0.5 / math.sqrt(n))
     assert z.min() == 0.0 and z.max() == 1.0
 
@@ -79,8 +81,11 @@ def test_training_mode_samples_and_reaches_log_alpha():
 
 @pytest.mark.parametrize(
     "params, message",
-    [({"gamma": 0.1}, "gamma < 0"), ({"beta": 0.0}, "beta > 0"),
-     ({"droprate_init": 1.0}, "droprate_init")],
+    [
+        ({"gamma": 0.1}, "gamma < 0"),
+        ({"beta": 0.0}, "beta > 0"),
+        ({"droprate_init": 1.0}, "droprate_init"),
+    ],
 )
 def test_hard_concrete_rejects_invalid_parameters(params, message):
     with pytest.raises(ValueError, match=message):

@@ -71,7 +71,8 @@ def test_uncertainty_log_variance_is_a_trainable_parameter():
 @settings(max_examples=50, deadline=None)
 @given(
     st.lists(
-        st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1,
+        st.floats(min_value=0.0, max_value=1e6, allow_nan=False),
+        min_size=1,
         max_size=6,
     )
 )
@@ -79,13 +80,19 @@ def test_weighters_are_finite_for_finite_losses(values):
     losses = torch.tensor(values)
     k = len(values)
     kinds = ["binary"] * k
-    for weighter in (UniformWeighter(k), PseudoUniformWeighter(k), UncertaintyWeighter(k)):
+    for weighter in (
+        UniformWeighter(k),
+        PseudoUniformWeighter(k),
+        UncertaintyWeighter(k),
+    ):
         weighter.prepare(np.zeros((2, k)), kinds)
         assert torch.isfinite(weighter(losses))
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.floats(min_value=0.01, max_value=100.0), st.floats(min_value=0.01, max_value=100))
+@given(
+    st.floats(min_value=0.01, max_value=100.0), st.floats(min_value=0.01, max_value=100)
+)
 def test_uniform_and_pseudo_uniform_are_linear_in_the_losses(scale, loss):
     for weighter in (UniformWeighter(1), PseudoUniformWeighter(1)):
         one = weighter(torch.tensor([loss]))

@@ -14,7 +14,9 @@ def test_scores_each_task_on_its_labelled_rows():
     scores = per_task_scores(pd.DataFrame(y, columns=["a", "b"]), p)
     rows = ~np.isnan(y[:, 1])
     assert scores["b"]["n"] == 40
-    assert scores["b"]["roc_auc"] == pytest.approx(roc_auc_score(y[rows, 1], p[rows, 1]))
+    assert scores["b"]["roc_auc"] == pytest.approx(
+        roc_auc_score(y[rows, 1], p[rows, 1])
+    )
     assert scores["b"]["pr_auc"] == pytest.approx(
         average_precision_score(y[rows, 1], p[rows, 1])
     )
@@ -26,7 +28,9 @@ def test_regression_and_multiclass_tasks():
     scores = per_task_scores(y_reg, np.array([1.0, 3.0, 0.0, 4.5]), ["regression"])
     assert scores["task_0"]["mse"] == pytest.approx(1.0 / 3.0)
     y_cls = np.array(["x", "y", "z", "y"])
-    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
+    proba = np.array(
+        [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]]
+    )
     scores = per_task_scores(y_cls, proba)
     assert scores["task_0"]["accuracy"] == pytest.approx(0.75)
 

@@ -22,25 +22,29 @@ from mtlestimators.plugins import (
 @pytest.fixture
 def third_party(tmp_path, monkeypatch):
     """A separately 'installed' distribution with one good and one broken plugin."""
-    (tmp_path / "mtl_fake_good.py").write_text(textwrap.dedent("""
+    (tmp_path / "mtl_fake_good.py").write_text(
+        textwrap.dedent("""
         import torch
         from mtlestimators.loss_weighters import LossWeighter
 
         class HalfWeighter(LossWeighter):
             def forward(self, losses):
                 return 0.5 * losses.sum()
-    """))
+    """)
+    )
     (tmp_path / "mtl_fake_broken.py").write_text("raise ImportError('boom')\n")
     info = tmp_path / "mtl_fake_plugins-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: mtl-fake-plugins\nVersion: 1.0\n"
     )
-    (info / "entry_points.txt").write_text(textwrap.dedent("""
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent("""
         [mtlestimators.loss_weighters]
         half = mtl_fake_good:HalfWeighter
         broken = mtl_fake_broken:Broken
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     for name in ("mtl_fake_good", "mtl_fake_broken"):
@@ -48,7 +52,9 @@ def third_party(tmp_path, monkeypatch):
 
 
 def test_builtins_are_registered_through_entry_points():
-    assert {"uniform", "pseudo_uniform", "uncertainty"} <= set(available_loss_weighters())
+    assert {"uniform", "pseudo_uniform", "uncertainty"} <= set(
+        available_loss_weighters()
+    )
     assert {"hard_concrete", "softmax"} <= set(available_gates())
     builtins = [p for p in list_plugins() if p.distribution == "mtlestimators"]
     assert {p.name for p in builtins} >= {"uniform", "hard_concrete"}
@@ -87,7 +93,9 @@ def test_parameter_accepts_class_with_routed_params():
     X = rng.normal(size=(60, 3))
     y = (X[:, 0] > 0).astype(int)
     clf = SharedBottomClassifier(
-        loss_weighter=UniformWeighter, loss_weighter__weights=[2.0], max_epochs=1,
+        loss_weighter=UniformWeighter,
+        loss_weighter__weights=[2.0],
+        max_epochs=1,
         verbose=0,
     ).fit(X, y)
     assert clf.net_.loss_weighter_.weights.tolist() == [2.0]

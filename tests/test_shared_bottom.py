@@ -122,7 +122,9 @@ def test_verbose_prints_the_epoch_table_and_zero_is_silent(capsys):
 
 def test_history_has_one_row_per_epoch_and_warm_start_continues():
     X, Y = _two_tasks()
-    clf = SharedBottomClassifier(max_epochs=3, verbose=0, warm_start=True, random_state=0)
+    clf = SharedBottomClassifier(
+        max_epochs=3, verbose=0, warm_start=True, random_state=0
+    )
     clf.fit(X, Y)
     first = clf.history_[:, "train_loss"]
     clf.fit(X, Y)
@@ -134,8 +136,11 @@ def test_history_has_one_row_per_epoch_and_warm_start_continues():
 def test_routed_optimizer_params_reach_the_optimizer():
     X, Y = _two_tasks()
     clf = SharedBottomClassifier(
-        optimizer="sgd", optimizer__momentum=0.9, optimizer__weight_decay=1e-3,
-        max_epochs=1, verbose=0,
+        optimizer="sgd",
+        optimizer__momentum=0.9,
+        optimizer__weight_decay=1e-3,
+        max_epochs=1,
+        verbose=0,
     ).fit(X, Y)
     group = clf.net_.optimizer_.param_groups[0]
     assert isinstance(clf.net_.optimizer_, torch.optim.SGD)
@@ -192,7 +197,9 @@ def test_a_failed_fit_leaves_the_fitted_model_unchanged():
 def test_predict_with_the_wrong_number_of_features_is_clear():
     X, Y = _two_tasks()
     clf = SharedBottomClassifier(max_epochs=1, verbose=0).fit(X, Y)
-    with pytest.raises(ValueError, match="X has 4 features, but SharedBottomClassifier"):
+    with pytest.raises(
+        ValueError, match="X has 4 features, but SharedBottomClassifier"
+    ):
         clf.predict_proba(X[:, :4])
 
 
