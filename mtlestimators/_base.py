@@ -218,7 +218,7 @@ class NetEstimatorBase(BaseEstimator):
         return net
 
     def _check_warm_start_compatible(self, X, specs) -> None:
-        old = self._task_specs
+        old = self.task_specs_
         same = len(old) == len(specs) and all(
             a.name == b.name
             and a.kind == b.kind
@@ -250,10 +250,6 @@ class NetEstimatorBase(BaseEstimator):
                 delattr(self, key)
             vars(self).update(saved)
             raise
-
-    @property
-    def _task_specs(self) -> list[TaskSpec]:
-        return self.tasks_spec_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -337,7 +333,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
 
         self.net_ = net
         self.history_ = net.history
-        self.tasks_spec_ = specs
+        self.task_specs_ = specs
         self.n_tasks_ = len(specs)
         self.task_names_ = np.asarray(names, dtype=object)
         self.classes_ = [s.classes for s in specs] if multi else specs[0].classes

@@ -53,6 +53,11 @@ class TensorData(Dataset):
     def __len__(self) -> int:
         return _length(self.X)
 
+    @property
+    def device(self) -> torch.device:
+        first = next(iter(self.X.values())) if isinstance(self.X, Mapping) else self.X
+        return first.device
+
     def __getitem__(self, index):
         y = None if self.y is None else self.y[index]
         return _take(self.X, index), y
@@ -105,13 +110,7 @@ class TensorBatchIterator:
         return -(-n // self.batch_size)
 
     def __iter__(self):
-        device = (
-            self.data.y.device
-            if self.data.y is not None
-            else next(iter(self.data.X.values())).device
-            if isinstance(self.data.X, Mapping)
-            else self.data.X.device
-        )
+        device = self.data.device
         n = len(self.data) if self.indices is None else len(self.indices)
         if self.shuffle:
             order = torch.randperm(n)

@@ -84,6 +84,8 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         Per-epoch training history.
     classes_ : ndarray, or list of ndarray for K > 1 tasks
     n_tasks_ : int
+    task_specs_ : list of TaskSpec
+        Name, kind and classes of each task.
     task_names_ : ndarray of str
         Column names of y (DataFrame) or ``task_<k>``.
     n_features_in_ : int
