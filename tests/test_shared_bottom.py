@@ -4,17 +4,16 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 from mtlestimators import SharedBottomClassifier, per_task_scores
 from mtlestimators._net import MultiTaskLoss
 from mtlestimators.datasets import load_adult_multitask
+from mtlestimators.demo import adult_preprocessor
 
 
 def _two_tasks(n=300, seed=0):
@@ -30,19 +29,7 @@ def adult():
     X_train, X_test, Y_train, Y_test = train_test_split(
         bunch.data, bunch.target, test_size=0.25, random_state=0
     )
-    prep = ColumnTransformer(
-        [
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="missing"),
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                ),
-                bunch.categorical_features,
-            ),
-            ("num", StandardScaler(), bunch.numeric_features),
-        ]
-    )
+    prep = adult_preprocessor(bunch.categorical_features, bunch.numeric_features)
     Xtr = prep.fit_transform(X_train).astype(np.float32)
     Xte = prep.transform(X_test).astype(np.float32)
     return Xtr, Xte, Y_train, Y_test
