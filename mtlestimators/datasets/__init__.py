@@ -1,5 +1,11 @@
 """Data sets for examples, tests and benchmarks; all load offline."""
 
 from ._adult import ADULT_COLUMNS, load_adult, load_adult_multitask
+from ._synthetic import make_multitask_classification
 
-__all__ = ["ADULT_COLUMNS", "load_adult", "load_adult_multitask"]
+__all__ = [
+    "ADULT_COLUMNS",
+    "load_adult",
+    "load_adult_multitask",
+    "make_multitask_classification",
+]

@@ -68,7 +68,7 @@ def load_adult_multitask() -> Bunch:
     Returns
     -------
     Bunch
-        ``data`` (DataFrame, 12 feature columns), ``target`` (DataFrame with
+        ``data`` (DataFrame, 13 feature columns), ``target`` (DataFrame with
         integer columns ``income`` and ``never_married``),
         ``categorical_features`` and ``numeric_features`` (lists of column
         names), ``frame`` (the full table).
