@@ -5,16 +5,17 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import numbers
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._net import MultiTaskNet
+from ._data import TensorBatchIterator
+from ._net import MultiTaskLoss, MultiTaskNet
 from ._targets import (
     TaskSpec,
     drop_unlabelled_rows,
@@ -75,6 +76,15 @@ def resolve_optimizer(optimizer):
         f"optimizer must be a torch.optim.Optimizer subclass or a name, got "
         f"{optimizer!r}."
     )
+
+
+def _name_of(y) -> str:
+    """Name of a single-task target: a DataFrame's column or a Series' name."""
+    columns = getattr(y, "columns", None)
+    if columns is not None and len(columns) == 1:
+        return str(columns[0])
+    name = getattr(y, "name", None)
+    return str(name) if name is not None else "task_0"
 
 
 class NetEstimatorBase(BaseEstimator):
@@ -162,6 +172,50 @@ class NetEstimatorBase(BaseEstimator):
         if not isinstance(self.lr, numbers.Real) or not self.lr > 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
 
+    def _check_component_params(self, routed: dict, module_cls) -> None:
+        """Check ``prefix__name`` keys against the component they configure."""
+        targets = {
+            "module": module_cls,
+            "optimizer": resolve_optimizer(self.optimizer),
+            "criterion": MultiTaskLoss,
+            "iterator_train": TensorBatchIterator,
+            "iterator_valid": TensorBatchIterator,
+        }
+        injected = {"module": (), "optimizer": ("params",), "criterion": ()}
+        for key in routed:
+            prefix, _, name = key.partition("__")
+            target = targets.get(prefix)
+            if target is None:  # loss_weighter__ is checked by the registry
+                continue
+            accepted = [
+                p
+                for p in inspect.signature(target).parameters
+                if p not in injected.get(prefix, ("dataset",)) and p != "self"
+            ]
+            if name not in accepted:
+                close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
+                hint = f" Did you mean '{prefix}__{close[0]}'?" if close else ""
+                raise ValueError(
+                    f"{key!r} is not a parameter of {target.__name__}.{hint} It "
+                    f"accepts {[f'{prefix}__{p}' for p in accepted]}."
+                )
+
+    def _net_config(self, module_cls, module_params, routed, device) -> dict:
+        """What a net is built from; warm_start refuses to continue if it changed."""
+        config = {
+            "module": module_cls.__qualname__,
+            **{f"module__{k}": v for k, v in module_params.items()},
+            "optimizer": resolve_optimizer(self.optimizer).__qualname__,
+            "loss_weighter": self.loss_weighter,
+            "device": device,
+            **{
+                k: v
+                for k, v in routed.items()
+                if not k.startswith(("callbacks__", "iterator_"))
+            },
+        }
+        return {k: repr(v) for k, v in config.items()}
+
     def _build_net(self, module_cls, module_params, specs, device, routed):
         kwargs = {f"module__{k}": v for k, v in module_params.items()}
         kwargs.update(routed)
@@ -180,6 +234,7 @@ class NetEstimatorBase(BaseEstimator):
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             callbacks=list(callbacks) if callbacks is not None else None,
+            train_split=self.train_split,
             warm_start=True,
             verbose=int(self.verbose),
             device=device,
@@ -189,16 +244,22 @@ class NetEstimatorBase(BaseEstimator):
     def _train(self, X: np.ndarray, Y: np.ndarray, specs: list[TaskSpec]):
         """Build (or, with ``warm_start``, reuse) the net and train it.
 
-        Returns the trained net; the caller stores it, so a failure before
+        Returns ``(net, config)``; the caller stores them, so a failure before
         training leaves a fitted estimator unchanged.
         """
         routed = self._check_routed_params()
         self._check_training_params()
         device = resolve_device(self.device)
+        module_cls, module_params = self._build_module(X.shape[1], specs)
+        self._check_component_params(routed, module_cls)
+        config = self._net_config(module_cls, module_params, routed, device)
         resume = self.warm_start and hasattr(self, "net_")
         if resume:
-            self._check_warm_start_compatible(X, specs)
-        seed = self._seed()
+            self._check_warm_start_compatible(specs, config)
+        # A continuation draws a new seed (offset by the epochs done), so it
+        # does not replay the shuffles and dropout masks of the first fit.
+        done = len(self.net_.history) if resume else 0
+        seed = (self._seed() + done) % np.iinfo(np.int32).max
         cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
@@ -210,14 +271,18 @@ class NetEstimatorBase(BaseEstimator):
                 if net.lr != self.lr:
                     net.set_params(lr=self.lr)
             else:
-                module_cls, module_params = self._build_module(X.shape[1], specs)
                 net = self._build_net(module_cls, module_params, specs, device, routed)
                 net.initialize()
                 net.loss_weighter_.prepare(Y, [s.kind for s in specs])
-            net.partial_fit(X, Y)
-        return net
+            try:
+                net.partial_fit(X, Y)
+            except BaseException:
+                if resume:  # drop the unfinished epoch's row
+                    del net.history[done:]
+                raise
+        return net, config
 
-    def _check_warm_start_compatible(self, X, specs) -> None:
+    def _check_warm_start_compatible(self, specs, config) -> None:
         old = self.task_specs_
         same = len(old) == len(specs) and all(
             a.name == b.name
@@ -231,6 +296,18 @@ class NetEstimatorBase(BaseEstimator):
                 "warm_start=True continues training the fitted net, but the new "
                 "y has different tasks or classes; fit with warm_start=False to "
                 "start over."
+            )
+        changed = sorted(
+            k
+            for k in set(config) | set(self._net_config_)
+            if config.get(k) != self._net_config_.get(k)
+        )
+        if changed:
+            raise ValueError(
+                "warm_start=True continues training the fitted net, but what it "
+                f"is built from changed: {changed} (module__n_features is the "
+                "number of columns of X). Fit with warm_start=False to build a "
+                "new net, or restore those parameters."
             )
 
     def _task_outputs(self, X) -> tuple[torch.Tensor, ...]:
@@ -306,20 +383,15 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             raise ValueError(f"y must be 1-D or 2-D (n, n_tasks), got {y.shape}.")
         keep = drop_unlabelled_rows(y2)
         X, y2 = X[keep], y2[keep]
-        names = task_names_of(y_input, y2.shape[1]) if multi else ["task_0"]
-        missing = missing_mask(y2)
-        for k, name in enumerate(names):
-            labelled = y2[~missing[:, k], k]
-            if multi and labelled.size == 0:
-                continue  # resolve_tasks names the empty task
-            try:
-                check_classification_targets(labelled)
-            except ValueError as exc:
-                raise ValueError(
-                    f"Task {name!r}: {exc} A classifier needs class labels; "
-                    "regression targets belong to a regression task."
-                ) from None
+        names = task_names_of(y_input, y2.shape[1]) if multi else [_name_of(y_input)]
         specs = resolve_tasks(y2, names)
+        for spec in specs:
+            if spec.kind == "regression":
+                raise ValueError(
+                    f"Unknown label type: continuous (task {spec.name!r}). A "
+                    "classifier needs class labels; to predict a number use a "
+                    "regression task of a model that has them."
+                )
         if multi:
             for spec in specs:
                 if spec.kind != "binary":
@@ -329,9 +401,10 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                         "Fit a multiclass task alone as 1-D y."
                     )
         Y = encode_targets(y2, specs)
-        net = self._train(X, Y, specs)
+        net, config = self._train(X, Y, specs)
 
         self.net_ = net
+        self._net_config_ = config
         self.history_ = net.history
         self.task_specs_ = specs
         self.n_tasks_ = len(specs)
@@ -372,6 +445,11 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         if not self._multi():
             return super().score(X, y, sample_weight=sample_weight)
         y = np.asarray(y, dtype=object).reshape(len(y), -1)
+        if y.shape[1] != self.n_tasks_:
+            raise ValueError(
+                f"y has {y.shape[1]} column(s) but the model was fit on "
+                f"{self.n_tasks_} tasks; pass one column per task."
+            )
         pred = self.predict(X)
         weights = None if sample_weight is None else np.asarray(sample_weight)
         missing = missing_mask(y)

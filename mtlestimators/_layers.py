@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+
+def check_units(name: str, units) -> None:
+    """``units`` must be a sequence of positive integers (may be empty)."""
+    ok = isinstance(units, (tuple, list)) and all(
+        isinstance(u, numbers.Integral) and not isinstance(u, bool) and u > 0
+        for u in units
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} must be a tuple of positive integers (layer widths), got "
+            f"{units!r}."
+        )
+
+
+def check_dropout(dropout) -> None:
+    if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}.")
 
 
 def mlp(

@@ -3,6 +3,7 @@ tensor-resident batches."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -83,6 +84,8 @@ class MultiTaskNet(NeuralNet):
         self.loss_weighter_ = build_loss_weighter(
             self.loss_weighter, len(self.task_kinds), **params
         )
+        forward = inspect.signature(self.loss_weighter_.forward).parameters
+        self.weighter_takes_labelled_ = "labelled" in forward
         return self
 
     def get_dataset(self, X, y=None):
@@ -93,7 +96,11 @@ class MultiTaskNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_tensor(y_true, device=self.device)
         task_losses = self.criterion_(y_pred, y_true)
-        loss = self.loss_weighter_(task_losses)
+        if self.weighter_takes_labelled_:
+            labelled = ~torch.isnan(y_true).all(dim=0)  # (K,) task has a label
+            loss = self.loss_weighter_(task_losses, labelled=labelled)
+        else:
+            loss = self.loss_weighter_(task_losses)
         regularization = getattr(self.module_, "regularization", None)
         if regularization is not None:
             loss = loss + regularization()

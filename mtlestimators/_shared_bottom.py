@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ._base import MultiTaskClassifierBase
-from ._layers import TaskTower, mlp, out_width
+from ._layers import TaskTower, check_dropout, check_units, mlp, out_width
 
 
 class SharedBottomModule(nn.Module):
@@ -71,6 +71,10 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
     random_state : int, RandomState or None, default=None
         Seeds initialization and shuffling; the same int gives the same model.
+    train_split : callable or None, default=None
+        skorch's internal validation split, e.g.
+        ``skorch.dataset.ValidSplit(0.2)``; it adds ``valid_loss`` to the
+        history (for ``EarlyStopping``). None trains on all rows.
     **kwargs
         Double-underscore routed parameters: ``optimizer__*``, ``module__*``,
         ``loss_weighter__*``, ``callbacks__*``, ``iterator_train__*``,
@@ -120,6 +124,7 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         verbose: int = 1,
         device: str = "cpu",
         random_state=None,
+        train_split=None,
         **kwargs,
     ):
         self.bottom_units = bottom_units
@@ -135,9 +140,13 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         self.verbose = verbose
         self.device = device
         self.random_state = random_state
+        self.train_split = train_split
         vars(self).update(kwargs)
 
     def _build_module(self, n_features, specs):
+        check_units("bottom_units", self.bottom_units)
+        check_units("tower_units", self.tower_units)
+        check_dropout(self.dropout)
         return SharedBottomModule, {
             "n_features": n_features,
             "output_dims": [s.output_dim for s in specs],

@@ -55,17 +55,31 @@ def task_names_of(y, n_tasks: int) -> list[str]:
     return [f"task_{k}" for k in range(n_tasks)]
 
 
+def normalize_labels(values: np.ndarray) -> np.ndarray:
+    """Give labels held in an object array (a column that also held None or
+    pandas.NA, or a pandas nullable column) their natural dtype: bool, int64
+    or float64. Strings and other arrays are returned unchanged."""
+    if values.dtype != object or values.size == 0:
+        return values
+    if any(isinstance(v, str) for v in values):
+        return values
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return values.astype(bool)
+    try:
+        as_float = values.astype(np.float64)
+    except (TypeError, ValueError):
+        return values
+    if np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)):
+        return as_float.astype(np.int64)
+    return as_float
+
+
 def _kind_of_column(values: np.ndarray) -> str:
     n_strings = sum(isinstance(v, str) for v in values) if values.dtype == object else 0
     if 0 < n_strings < len(values):
         raise ValueError(
             "mixes label types (strings and numbers); use one type per column."
         )
-    if values.dtype == object and n_strings == 0:
-        try:  # numbers held in an object array (e.g. a column with None)
-            values = values.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
     target_type = type_of_target(values, input_name="y")
     if target_type == "binary":
         return "binary"
@@ -96,7 +110,7 @@ def drop_unlabelled_rows(y: np.ndarray) -> np.ndarray:
             f"Dropped {n_dropped} of {len(keep)} rows whose labels are all "
             "missing (NaN); they cannot train any task.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return np.flatnonzero(keep)
 
@@ -105,6 +119,8 @@ def resolve_tasks(
     y: np.ndarray,
     names: Sequence[str],
     tasks: Mapping[str, str] | Sequence[str] | None = None,
+    *,
+    min_classes: int = 2,
 ) -> list[TaskSpec]:
     """Infer (or check the given) kind of every column of a 2-D target.
 
@@ -140,7 +156,7 @@ def resolve_tasks(
     specs = []
     missing = missing_mask(y)
     for k, name in enumerate(names):
-        labelled = y[~missing[:, k], k]
+        labelled = normalize_labels(y[~missing[:, k], k])
         if labelled.size == 0:
             raise ValueError(
                 f"Task {name!r} (column {k} of y) has no label at all; give it "
@@ -173,7 +189,7 @@ def resolve_tasks(
                 f"Task {name!r} (column {k} of y) mixes label types (e.g. strings "
                 "and numbers); use one type per column."
             ) from None
-        if len(classes) < 2:
+        if len(classes) < min_classes:
             raise ValueError(
                 f"Task {name!r} (column {k} of y) has only one class "
                 f"({classes[0]}); a classification task needs at least 2 classes."
@@ -193,7 +209,7 @@ def encode_targets(y: np.ndarray, specs: Sequence[TaskSpec]) -> np.ndarray:
     missing = missing_mask(y)
     for k, spec in enumerate(specs):
         present = ~missing[:, k]
-        values = y[present, k]
+        values = normalize_labels(y[present, k])
         if spec.kind == "regression":
             out[present, k] = values.astype(np.float64)
         else:

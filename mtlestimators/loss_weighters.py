@@ -5,6 +5,11 @@ and registered under the entry-point group ``mtlestimators.loss_weighters``
 (the built-ins below are registered by this package's own ``pyproject.toml``).
 Its parameters, if any, train with the model.
 
+``forward`` may take a keyword argument ``labelled``: a (K,) bool tensor,
+True where the task has at least one labelled row in the batch. A task without
+one has loss 0; weighters whose other terms would still act on it (such as
+``uncertainty``'s ``log sigma``) use the mask to leave it out.
+
 Optional hook
 -------------
 ``prepare(y, task_kinds)`` is called once at the start of a fresh fit with the
@@ -140,7 +145,14 @@ class UncertaintyWeighter(LossWeighter):
         factor = [0.5 if kind == "regression" else 1.0 for kind in task_kinds]
         self.factor.copy_(torch.tensor(factor))
 
-    def forward(self, losses: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, losses: torch.Tensor, labelled: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self._check(losses)
         precision = torch.exp(-self.log_variance)
-        return (self.factor * precision * losses + 0.5 * self.log_variance).sum()
+        terms = self.factor * precision * losses + 0.5 * self.log_variance
+        if labelled is not None:
+            # A task with no label in the batch has loss 0; its log sigma term
+            # alone would push sigma to 0 and inflate the task's weight.
+            terms = terms * labelled.to(terms.dtype)
+        return terms.sum()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from sklearn.metrics import (
@@ -13,20 +14,34 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from ._targets import missing_mask, resolve_tasks, task_names_of
+from ._targets import (
+    TaskSpec,
+    missing_mask,
+    normalize_labels,
+    resolve_tasks,
+    task_names_of,
+)
 
 __all__ = ["per_task_scores"]
 
 
-def _as_columns(a, n: int) -> np.ndarray:
-    a = np.asarray(a)
-    return a.reshape(n, -1) if a.ndim == 1 else a
+def _positive_class(spec: TaskSpec):
+    if len(spec.classes) == 2:
+        return spec.classes[1]
+    (only,) = spec.classes
+    if only in (0, 1):  # 0/1 labels: 1 is the positive class
+        return 1
+    raise ValueError(
+        f"Task {spec.name!r} shows the single class {only!r} in y_true, so its "
+        "positive class is unknown; pass the model's classes_ as classes=."
+    )
 
 
 def per_task_scores(
     y_true,
     y_score,
     tasks: dict[str, str] | Sequence[str] | None = None,
+    classes=None,
 ) -> dict[str, dict[str, float]]:
     """Score every task of a multi-task prediction on its labelled rows.
 
@@ -40,6 +55,10 @@ def per_task_scores(
         (regression). A classifier's ``predict_proba`` output fits directly.
     tasks : dict or sequence of kinds, optional
         Task kinds ("binary", "multiclass", "regression"); inferred if None.
+    classes : array or list of arrays, optional
+        The classes the scores refer to, one array per task (a fitted
+        classifier's ``classes_`` fits directly). Needed when a split lacks
+        some of a task's classes; otherwise inferred from ``y_true``.
 
     Returns
     -------
@@ -63,7 +82,20 @@ def per_task_scores(
     n = len(y)
     y = y.reshape(n, -1)
     names = task_names_of(names_source, y.shape[1])
-    specs = resolve_tasks(y, names, tasks)
+    specs = resolve_tasks(y, names, tasks, min_classes=1)
+    if classes is not None:
+        per_task = (
+            [classes] if len(specs) == 1 and np.ndim(classes[0]) == 0 else classes
+        )
+        if len(per_task) != len(specs):
+            raise ValueError(
+                f"classes gives {len(per_task)} arrays for {len(specs)} tasks; "
+                "pass one array of classes per task."
+            )
+        specs = [
+            spec if spec.kind == "regression" else replace(spec, classes=np.asarray(c))
+            for spec, c in zip(specs, per_task)
+        ]
     if isinstance(y_score, list):
         scores = y_score
     else:
@@ -91,7 +123,7 @@ def per_task_scores(
         if spec.kind == "regression":
             result["mse"] = float(mean_squared_error(truth.astype(float), score))
         elif spec.kind == "binary":
-            positive = (truth == spec.classes[1]).astype(int)
+            positive = (normalize_labels(truth) == _positive_class(spec)).astype(int)
             clipped = np.clip(score, 1e-15, 1 - 1e-15)
             if len(np.unique(positive)) == 2:
                 result["roc_auc"] = float(roc_auc_score(positive, score))
@@ -101,6 +133,13 @@ def per_task_scores(
             result["log_loss"] = float(log_loss(positive, clipped, labels=[0, 1]))
             result["accuracy"] = float(accuracy_score(positive, score > 0.5))
         else:
+            truth = normalize_labels(truth)
+            if score.shape[1] != len(spec.classes):
+                raise ValueError(
+                    f"Task {spec.name!r}: y_score has {score.shape[1]} class "
+                    f"columns but y_true shows {len(spec.classes)} classes; pass "
+                    "the model's classes_ as classes=."
+                )
             index = np.searchsorted(spec.classes, truth)
             labels = np.arange(len(spec.classes))
             result["log_loss"] = float(log_loss(index, score, labels=labels))

@@ -44,12 +44,14 @@ def test_cuda_and_cpu_fits_agree_closely():
     np.testing.assert_allclose(cpu, gpu, atol=0.05)
 
 
-def test_a_cuda_model_round_trips_through_joblib():
+def test_a_cuda_model_loads_and_predicts_on_a_cpu_only_machine(monkeypatch):
     X, Y = _data()
     clf = SharedBottomClassifier(device="cuda", max_epochs=2, verbose=0).fit(X, Y)
     buffer = io.BytesIO()
     joblib.dump(clf, buffer)
     buffer.seek(0)
-    loaded = joblib.load(buffer)
-    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X))
-    assert torch.cuda.is_available()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="CUDA"):
+        loaded = joblib.load(buffer)
+    assert not next(loaded.net_.module_.parameters()).is_cuda
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-5)

@@ -98,3 +98,13 @@ def test_uniform_and_pseudo_uniform_are_linear_in_the_losses(scale, loss):
         one = weighter(torch.tensor([loss]))
         scaled = weighter(torch.tensor([loss * scale]))
         assert scaled.item() == pytest.approx(scale * one.item(), rel=1e-5)
+
+
+def test_uncertainty_leaves_out_tasks_without_labels_in_the_batch():
+    weighter = UncertaintyWeighter(2)
+    losses = torch.tensor([0.7, 0.0])
+    total = weighter(losses, labelled=torch.tensor([True, False]))
+    total.backward()
+    assert total.item() == pytest.approx(0.7)
+    assert weighter.log_variance.grad[1].item() == 0.0
+    assert weighter.log_variance.grad[0].item() == pytest.approx(-0.7 + 0.5)

@@ -39,3 +39,20 @@ def test_single_binary_task_accepts_predict_proba_output():
     y = np.array([0, 1, 1, 0])
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
     assert per_task_scores(y, proba)["task_0"]["roc_auc"] == 1.0
+
+
+def test_a_split_with_one_class_scores_with_nan_auc():
+    scores = per_task_scores(np.array([0, 0, 0]), np.array([0.1, 0.4, 0.2]))
+    assert np.isnan(scores["task_0"]["roc_auc"])
+    assert scores["task_0"]["accuracy"] == 1.0
+
+
+def test_classes_argument_maps_scores_when_a_class_is_absent():
+    y = np.array(["b", "c", "b"])
+    proba = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1]])
+    with pytest.raises(ValueError, match="pass the model's classes_ as classes="):
+        per_task_scores(y, [proba], ["multiclass"])
+    scores = per_task_scores(
+        y, [proba], ["multiclass"], classes=[np.array(["a", "b", "c"])]
+    )
+    assert scores["task_0"]["accuracy"] == 1.0

@@ -218,3 +218,121 @@ def test_predictions_do_not_depend_on_the_rest_of_the_batch(fitted_two_task, dat
     finally:
         clf.net_.batch_size = clf.batch_size
     np.testing.assert_allclose(part, full[rows], rtol=1e-5, atol=1e-6)
+
+
+def test_none_marks_missing_labels_of_integer_and_bool_columns():
+    X, Y = _two_tasks()
+    Yobj = Y.astype(int).astype(object)
+    Yobj[:5, 1] = None
+    clf = SharedBottomClassifier(max_epochs=1, verbose=0).fit(X, Yobj)
+    assert [c.dtype.kind for c in clf.classes_] == ["i", "i"]
+    frame = pd.DataFrame(
+        {
+            "a": pd.array(Y[:, 0].astype(bool), dtype="boolean"),
+            "b": pd.array(Y[:, 1].astype(int), dtype="Int64"),
+        }
+    )
+    frame.loc[:4, "b"] = pd.NA
+    clf = SharedBottomClassifier(max_epochs=1, verbose=0).fit(X, frame)
+    assert clf.classes_[0].tolist() == [False, True]
+    assert clf.classes_[1].tolist() == [0, 1]
+    assert clf.predict(X).shape == (300, 2)
+
+
+def test_rows_without_any_label_are_dropped_with_a_warning_at_the_caller():
+    X, Y = _two_tasks()
+    Y[:7] = np.nan
+    with pytest.warns(UserWarning, match="Dropped 7 of 300 rows") as record:
+        SharedBottomClassifier(max_epochs=1, verbose=0).fit(X, Y)
+    assert record[0].filename == __file__
+
+
+def test_single_task_name_comes_from_the_series_or_column():
+    X, Y = _two_tasks()
+    series = pd.Series(Y[:, 0].astype(int), name="clicked")
+    clf = SharedBottomClassifier(max_epochs=1, verbose=0).fit(X, series)
+    assert list(clf.task_names_) == ["clicked"]
+    frame = pd.DataFrame({"bought": Y[:, 1].astype(int)})
+    clf = SharedBottomClassifier(max_epochs=1, verbose=0).fit(X, frame)
+    assert list(clf.task_names_) == ["bought"]
+
+
+def test_train_split_adds_a_validation_loss_for_early_stopping():
+    from skorch.callbacks import EarlyStopping
+    from skorch.dataset import ValidSplit
+
+    X, Y = _two_tasks()
+    clf = SharedBottomClassifier(
+        max_epochs=200,
+        lr=0.05,
+        train_split=ValidSplit(0.25),
+        callbacks=[EarlyStopping(patience=3)],
+        verbose=0,
+        random_state=0,
+    ).fit(X, Y)
+    assert "valid_loss" in clf.history_[-1]
+    assert len(clf.history_) < 200
+
+
+def test_score_refuses_a_target_of_the_wrong_width():
+    X, Y = _two_tasks()
+    clf = SharedBottomClassifier(max_epochs=1, verbose=0).fit(X, Y)
+    with pytest.raises(ValueError, match="y has 1 column.* fit on 2 tasks"):
+        clf.score(X, Y[:, 0])
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"optimizer__weight_decy": 0.1},
+            "not a parameter of Adam. Did you mean 'optimizer__weight_decay'",
+        ),
+        ({"module__foo": 1}, "'module__foo' is not a parameter of SharedBottomModule"),
+        ({"iterator_train__num_workers": 2}, "not a parameter of TensorBatchIterator"),
+        ({"dropout": 1.5}, r"dropout must be a number in \[0, 1\)"),
+        ({"bottom_units": (-1,)}, "bottom_units must be a tuple of positive integers"),
+    ],
+)
+def test_bad_component_parameters_are_named_before_training(params, message):
+    X, Y = _two_tasks()
+    clf = SharedBottomClassifier(verbose=0, **params)
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, Y)
+
+
+def test_warm_start_refuses_a_changed_architecture_or_width():
+    X, Y = _two_tasks()
+    clf = SharedBottomClassifier(max_epochs=1, verbose=0, warm_start=True).fit(X, Y)
+    with pytest.raises(ValueError, match="module__n_features"):
+        clf.fit(X[:, :4], Y)
+    clf.set_params(bottom_units=(8,), optimizer__weight_decay=0.5)
+    with pytest.raises(
+        ValueError, match="module__bottom_units.*optimizer__weight_decay"
+    ):
+        clf.fit(X, Y)
+    assert len(clf.history_) == 1
+
+
+def test_warm_start_continuations_do_not_replay_the_same_shuffle():
+    from skorch.callbacks import Callback
+
+    class FirstBatch(Callback):
+        def initialize(self):
+            self.seen = []
+            return self
+
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            if training and len(self.seen) < len(net.history):
+                self.seen.append(batch[0][0].clone())
+
+    X, Y = _two_tasks()
+    recorder = FirstBatch()
+    clf = SharedBottomClassifier(
+        max_epochs=1, verbose=0, warm_start=True, random_state=0, callbacks=[recorder]
+    )
+    for _ in range(3):
+        clf.fit(X, Y)
+    (seen,) = [cb.seen for _, cb in clf.net_.callbacks_ if isinstance(cb, FirstBatch)]
+    assert len(seen) == 3
+    assert not torch.equal(seen[1], seen[2])
