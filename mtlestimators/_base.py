@@ -92,7 +92,9 @@ class NetEstimatorBase(BaseEstimator):
 
     Subclasses define ``__init__`` (storing arguments only, with a trailing
     ``**kwargs`` for double-underscore routed parameters) and
-    ``_build_module(n_features, specs) -> (module_class, module_params)``.
+    ``_build_module(specs, **input_spec) -> (module_class, module_params)``,
+    where ``input_spec`` describes the model input (``n_features`` for a
+    float matrix; see ``_fit_inputs``).
 
     Routed parameters (``optimizer__weight_decay``, ``loss_weighter__alpha``,
     ``module__...``, ``callbacks__...``, ``iterator_train__...``) are stored as
@@ -241,7 +243,7 @@ class NetEstimatorBase(BaseEstimator):
             **kwargs,
         )
 
-    def _train(self, X: np.ndarray, Y: np.ndarray, specs: list[TaskSpec]):
+    def _train(self, X, Y: np.ndarray, specs: list[TaskSpec], input_spec: dict):
         """Build (or, with ``warm_start``, reuse) the net and train it.
 
         Returns ``(net, config)``; the caller stores them, so a failure before
@@ -250,7 +252,7 @@ class NetEstimatorBase(BaseEstimator):
         routed = self._check_routed_params()
         self._check_training_params()
         device = resolve_device(self.device)
-        module_cls, module_params = self._build_module(X.shape[1], specs)
+        module_cls, module_params = self._build_module(specs, **input_spec)
         self._check_component_params(routed, module_cls)
         config = self._net_config(module_cls, module_params, routed, device)
         resume = self.warm_start and hasattr(self, "net_")
@@ -370,6 +372,16 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             )
         return X.astype(np.float32, copy=False), y
 
+    def _fit_inputs(self, X):
+        """Model input for validated training X: ``(inputs, input_spec,
+        fitted_attributes)``; the attributes are stored once training succeeds."""
+        return X, {"n_features": X.shape[1]}, {}
+
+    def _predict_inputs(self, X):
+        """Validate X at predict time and turn it into the model input."""
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return X.astype(np.float32, copy=False)
+
     def _fit(self, X, y_input, **fit_params):
         if fit_params:
             raise TypeError(
@@ -383,6 +395,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             raise ValueError(f"y must be 1-D or 2-D (n, n_tasks), got {y.shape}.")
         keep = drop_unlabelled_rows(y2)
         X, y2 = X[keep], y2[keep]
+        inputs, input_spec, fitted_inputs = self._fit_inputs(X)
         names = task_names_of(y_input, y2.shape[1]) if multi else [_name_of(y_input)]
         specs = resolve_tasks(y2, names)
         for spec in specs:
@@ -401,7 +414,8 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                         "Fit a multiclass task alone as 1-D y."
                     )
         Y = encode_targets(y2, specs)
-        net, config = self._train(X, Y, specs)
+        net, config = self._train(inputs, Y, specs, input_spec)
+        vars(self).update(fitted_inputs)
 
         self.net_ = net
         self._net_config_ = config
@@ -419,8 +433,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         """Class probabilities: (n, n_classes) for one task, (n, K) positive
         class probabilities for K tasks."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
-        outputs = self._task_outputs(X.astype(np.float32, copy=False))
+        outputs = self._task_outputs(self._predict_inputs(X))
         if self._multi():
             return np.column_stack([torch.sigmoid(o.double()).numpy() for o in outputs])
         (out,) = outputs

@@ -143,7 +143,7 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         self.train_split = train_split
         vars(self).update(kwargs)
 
-    def _build_module(self, n_features, specs):
+    def _build_module(self, specs, n_features):
         check_units("bottom_units", self.bottom_units)
         check_units("tower_units", self.tower_units)
         check_dropout(self.dropout)
