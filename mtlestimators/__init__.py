@@ -7,6 +7,7 @@ and gates are plugins found through entry points (:mod:`mtlestimators.plugins`).
 from importlib.metadata import PackageNotFoundError, version
 
 from ._base import MultiTaskClassifierBase, NetEstimatorBase
+from ._mmoe import MMoEClassifier
 from ._shared_bottom import SharedBottomClassifier
 from .metrics import per_task_scores
 
@@ -16,6 +17,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "MMoEClassifier",
     "MultiTaskClassifierBase",
     "NetEstimatorBase",
     "SharedBottomClassifier",

@@ -112,6 +112,17 @@ class NetEstimatorBase(BaseEstimator):
         "iterator_valid",
         "loss_weighter",
     )
+    # Routed prefixes consumed by the module builder rather than by skorch.
+    _module_prefixes: tuple[str, ...] = ()
+
+    def _routed_for(self, prefix: str) -> dict:
+        """The routed ``prefix__name`` parameters as ``{name: value}``."""
+        head = prefix + "__"
+        return {
+            k[len(head) :]: v
+            for k, v in self._routed_params().items()
+            if k.startswith(head)
+        }
 
     # ------------------------------------------------------------------ params
     def _routed_params(self) -> dict:
@@ -220,7 +231,11 @@ class NetEstimatorBase(BaseEstimator):
 
     def _build_net(self, module_cls, module_params, specs, device, routed):
         kwargs = {f"module__{k}": v for k, v in module_params.items()}
-        kwargs.update(routed)
+        kwargs.update(
+            (k, v)
+            for k, v in routed.items()
+            if k.partition("__")[0] not in self._module_prefixes
+        )
         callbacks = self.callbacks
         if callbacks is not None and not isinstance(callbacks, (list, tuple)):
             raise TypeError(
@@ -356,7 +371,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             X,
             y,
             validate_separately=(
-                {"dtype": [np.float32, np.float64], "ensure_min_features": 1},
+                self._X_check_params,
                 {
                     "dtype": None,
                     "ensure_2d": False,
@@ -370,32 +385,39 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                 f"X has {len(X)} rows but y has {len(y)}; give one label row per "
                 "sample."
             )
-        return X.astype(np.float32, copy=False), y
+        return X, y
 
-    def _fit_inputs(self, X):
+    # How validate_data checks X: a finite float matrix.
+    _X_check_params = {"dtype": [np.float32, np.float64], "ensure_min_features": 1}
+
+    def _fit_inputs(self, X, X_input=None):
         """Model input for validated training X: ``(inputs, input_spec,
         fitted_attributes)``; the attributes are stored once training succeeds."""
-        return X, {"n_features": X.shape[1]}, {}
+        return X.astype(np.float32, copy=False), {"n_features": X.shape[1]}, {}
+
+    def _fitted_extras(self, net, inputs) -> dict:
+        """Model-specific fitted attributes computed from the trained net."""
+        return {}
 
     def _predict_inputs(self, X):
         """Validate X at predict time and turn it into the model input."""
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return X.astype(np.float32, copy=False)
 
-    def _fit(self, X, y_input, **fit_params):
+    def _fit(self, X_input, y_input, **fit_params):
         if fit_params:
             raise TypeError(
                 f"{type(self).__name__}.fit got unexpected arguments "
                 f"{sorted(fit_params)}."
             )
-        X, y = self._validate_xy(X, y_input)
+        X, y = self._validate_xy(X_input, y_input)
         multi = y.ndim == 2 and y.shape[1] > 1
         y2 = y.reshape(len(y), -1)
         if y2.ndim != 2 or y2.shape[1] == 0:
             raise ValueError(f"y must be 1-D or 2-D (n, n_tasks), got {y.shape}.")
         keep = drop_unlabelled_rows(y2)
         X, y2 = X[keep], y2[keep]
-        inputs, input_spec, fitted_inputs = self._fit_inputs(X)
+        inputs, input_spec, fitted_inputs = self._fit_inputs(X, X_input)
         names = task_names_of(y_input, y2.shape[1]) if multi else [_name_of(y_input)]
         specs = resolve_tasks(y2, names)
         for spec in specs:
@@ -415,7 +437,9 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                     )
         Y = encode_targets(y2, specs)
         net, config = self._train(inputs, Y, specs, input_spec)
+        extras = self._fitted_extras(net, inputs)
         vars(self).update(fitted_inputs)
+        vars(self).update(extras)
 
         self.net_ = net
         self._net_config_ = config

@@ -1,0 +1,65 @@
+"""Base of the tabular multi-task family (MSSM and its baselines): X is a
+table of categorical and numeric fields, embedded by :class:`FieldEmbedding`."""
+
+from __future__ import annotations
+
+from sklearn.utils.validation import validate_data
+
+from ._base import MultiTaskClassifierBase
+from ._fields import FieldEncoder, categorical_mask, check_embedding_dim
+from ._layers import check_dropout, check_positive_int, check_units
+
+
+class FieldClassifierBase(MultiTaskClassifierBase):
+    """Multi-task classifier over categorical and numeric fields.
+
+    Subclasses store ``categorical_features`` and ``embedding_dim`` and build a
+    module whose ``forward(categorical, numeric)`` starts with a
+    :class:`~mtlestimators._fields.FieldEmbedding`. Numeric fields are
+    z-scored with the training mean and standard deviation; NaN in a numeric
+    field is an error, NaN in a categorical field is its own category.
+    """
+
+    _X_check_params = {"dtype": None, "ensure_all_finite": False}
+    _module_prefixes = ("gate",)
+    _routed_prefixes = MultiTaskClassifierBase._routed_prefixes + ("gate",)
+
+    def _fit_inputs(self, X, X_input=None):
+        check_embedding_dim(self.embedding_dim)
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = [f"x{j}" for j in range(X.shape[1])]
+        mask = categorical_mask(self.categorical_features, X_input, X.shape[1], names)
+        encoder = FieldEncoder.fit(X, mask, [str(n) for n in names])
+        spec = {
+            "cardinalities": encoder.cardinalities,
+            "n_numeric": int((~mask).sum()),
+            "field_order": encoder.field_order,
+        }
+        fitted = {"field_encoder_": encoder, "is_categorical_": mask.copy()}
+        return encoder.transform(X), spec, fitted
+
+    def _predict_inputs(self, X):
+        X = validate_data(self, X, reset=False, **self._X_check_params)
+        return self.field_encoder_.transform(X)
+
+    def _check_layers(self, counts: dict | None = None, **units) -> None:
+        for name, value in units.items():
+            check_units(name, value)
+        for name, value in (counts or {}).items():
+            check_positive_int(name, value)
+        check_dropout(self.dropout)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        return tags
+
+
+def field_input_width(field_order, embedding_dim) -> int:
+    """Width of the flattened field embeddings."""
+    return len(field_order) * int(embedding_dim)
+
+
+def as_tuple(units) -> tuple[int, ...]:
+    return tuple(int(u) for u in units)
