@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._base import MultiTaskClassifierBase, NetEstimatorBase
 from ._mmoe import MMoEClassifier
+from ._mssm import MSSMClassifier
 from ._shared_bottom import SharedBottomClassifier
 from .metrics import per_task_scores
 
@@ -18,6 +19,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "MMoEClassifier",
+    "MSSMClassifier",
     "MultiTaskClassifierBase",
     "NetEstimatorBase",
     "SharedBottomClassifier",
