@@ -7,6 +7,7 @@ and gates are plugins found through entry points (:mod:`mtlestimators.plugins`).
 from importlib.metadata import PackageNotFoundError, version
 
 from ._base import MultiTaskClassifierBase, NetEstimatorBase
+from ._baselines import CrossStitchClassifier, PLEClassifier, SNRClassifier
 from ._mmoe import MMoEClassifier
 from ._mssm import MSSMClassifier
 from ._shared_bottom import SharedBottomClassifier
@@ -18,10 +19,13 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "CrossStitchClassifier",
     "MMoEClassifier",
     "MSSMClassifier",
     "MultiTaskClassifierBase",
     "NetEstimatorBase",
+    "PLEClassifier",
+    "SNRClassifier",
     "SharedBottomClassifier",
     "per_task_scores",
     "__version__",
