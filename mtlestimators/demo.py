@@ -1,10 +1,11 @@
 """The main job: fit the library's models on bundled real data and print scores.
 
 Run with ``python -m mtlestimators.demo`` (``--quick`` for a shorter run).
-Today it fits :class:`~mtlestimators.SharedBottomClassifier` on the UCI Adult
-data as two tasks (income > 50K, never married) next to one logistic
-regression per task; the AutoTask, gallery and MSSM models join it as they
-land.
+Today it fits :class:`~mtlestimators.MSSMClassifier` (on the raw categorical
+and numeric fields) and :class:`~mtlestimators.SharedBottomClassifier` (on
+one-hot features) on the UCI Adult data as two tasks (income > 50K, never
+married), next to one logistic regression per task; the AutoTask and gallery
+models join it as they land.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import time
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -20,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from . import SharedBottomClassifier, per_task_scores
+from . import MSSMClassifier, SharedBottomClassifier, per_task_scores
 from .datasets import load_adult_multitask
 
 
@@ -46,10 +48,10 @@ def _row(model: str, scores: dict, seconds: float) -> str:
         f"{scores[t]['roc_auc']:.4f} / {scores[t]['pr_auc']:.4f}"
         for t in ("income", "never_married")
     ]
-    return f"{model:<34} {cells[0]:>17} {cells[1]:>17} {seconds:>8.1f}"
+    return f"{model:<36} {cells[0]:>17} {cells[1]:>17} {seconds:>8.1f}"
 
 
-def run(max_epochs: int = 20, verbose: int = 1, random_state: int = 0) -> dict:
+def run(max_epochs: int = 10, verbose: int = 1, random_state: int = 0) -> dict:
     """Fit and score every model; returns ``{model: per-task scores}``."""
     data = load_adult_multitask()
     X_train, X_test, Y_train, Y_test = train_test_split(
@@ -60,26 +62,27 @@ def run(max_epochs: int = 20, verbose: int = 1, random_state: int = 0) -> dict:
         f"rows, {len(X_test)} test rows, {data.data.shape[1]} raw features."
     )
     results, lines = {}, []
-
-    start = time.perf_counter()
-    shared_bottom = make_pipeline(
-        adult_preprocessor(data.categorical_features, data.numeric_features),
-        SharedBottomClassifier(
-            max_epochs=max_epochs, verbose=verbose, random_state=random_state
+    training = dict(max_epochs=max_epochs, verbose=verbose, random_state=random_state)
+    one_hot = adult_preprocessor(data.categorical_features, data.numeric_features)
+    multi_task = {
+        "MSSMClassifier (raw fields)": MSSMClassifier(**training),
+        "SharedBottomClassifier (one-hot)": make_pipeline(
+            one_hot, SharedBottomClassifier(**training)
         ),
-    ).fit(X_train, Y_train)
-    seconds = time.perf_counter() - start
-    scores = per_task_scores(Y_test, shared_bottom.predict_proba(X_test))
-    results["SharedBottomClassifier"] = scores
-    lines.append(_row("SharedBottomClassifier (one model)", scores, seconds))
+    }
+    for name, model in multi_task.items():
+        start = time.perf_counter()
+        model.fit(X_train, Y_train)
+        seconds = time.perf_counter() - start
+        results[name] = per_task_scores(Y_test, model.predict_proba(X_test))
+        lines.append(_row(name, results[name], seconds))
 
     start = time.perf_counter()
     scores = {}
     for task in Y_train.columns:
-        logreg = make_pipeline(
-            adult_preprocessor(data.categorical_features, data.numeric_features),
-            LogisticRegression(max_iter=2000),
-        ).fit(X_train, Y_train[task])
+        logreg = make_pipeline(clone(one_hot), LogisticRegression(max_iter=2000)).fit(
+            X_train, Y_train[task]
+        )
         proba = logreg.predict_proba(X_test)
         scores[task] = per_task_scores(Y_test[task].to_numpy(), proba)["task_0"]
     seconds = time.perf_counter() - start
@@ -88,22 +91,22 @@ def run(max_epochs: int = 20, verbose: int = 1, random_state: int = 0) -> dict:
 
     print()
     print("Held-out ROC AUC / PR AUC")
-    print(f"{'model':<34} {'income':>17} {'never_married':>17} {'fit (s)':>8}")
+    print(f"{'model':<36} {'income':>17} {'never_married':>17} {'fit (s)':>8}")
     print("\n".join(lines))
     print(
-        "\nAutoTaskClassifier, GalleryEmbedder and MSSMClassifier are not in the "
-        "library yet (issues 3-5); this demo fits them once they land."
+        "\nAutoTaskClassifier and GalleryEmbedder are not in the library yet "
+        "(issues 4 and 5); this demo fits them once they land."
     )
     return results
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 epochs instead of 20")
+    parser.add_argument("--quick", action="store_true", help="5 epochs instead of 10")
     parser.add_argument("--verbose", type=int, default=1, help="0 hides epoch tables")
     args = parser.parse_args(argv)
     np.set_printoptions(precision=4)
-    run(max_epochs=5 if args.quick else 20, verbose=args.verbose)
+    run(max_epochs=5 if args.quick else 10, verbose=args.verbose)
 
 
 if __name__ == "__main__":
