@@ -186,23 +186,23 @@ def _batched_statistics(module, inputs, batch_size=4096):
     was_training = module.training
     module.eval()
     n = len(inputs["numeric"])
-    masks, sparsity, weights = 0.0, 0.0, []
     device = module.fields.offsets.device
+    mask_sum, sparsity_sum = None, 0.0
     try:
         for start in range(0, n, batch_size):
             batch = {
                 k: torch.as_tensor(v[start : start + batch_size], device=device)
                 for k, v in inputs.items()
             }
-            m, s = module.sparsity_statistics(batch["categorical"], batch["numeric"])
+            masks, sparsity = module.sparsity_statistics(**batch)
             size = len(batch["numeric"])
-            weights.append(size)
-            masks = masks + (m * size if m is not None else 0.0)
-            sparsity += s * size
+            sparsity_sum += sparsity * size
+            if masks is not None:
+                mask_sum = masks * size if mask_sum is None else mask_sum + masks * size
     finally:
         module.train(was_training)
-    total = max(sum(weights), 1)
-    return (masks / total if np.ndim(masks) else None), sparsity / total
+    n = max(n, 1)
+    return (None if mask_sum is None else mask_sum / n), sparsity_sum / n
 
 
 class _SparseRoutingClassifier(FieldClassifierBase):
