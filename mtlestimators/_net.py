@@ -88,6 +88,15 @@ class MultiTaskNet(NeuralNet):
         self.weighter_takes_labelled_ = "labelled" in forward
         return self
 
+    def _set_training(self, training=True):
+        # skorch sets the mode of every module and criterion on every batch;
+        # nn.Module.train() walks all submodules, a measurable cost on small
+        # models. A component already in the requested mode is left alone.
+        for name in self._modules + self._criteria:
+            component = getattr(self, name + "_")
+            if isinstance(component, nn.Module) and component.training != training:
+                component.train(training)
+
     def get_dataset(self, X, y=None):
         if isinstance(X, TensorData):
             return X
