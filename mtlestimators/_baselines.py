@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._base import MultiTaskClassifierBase
 from ._fields import FieldEmbedding
-from ._layers import TaskTower, mlp, out_width
-from ._mssm import SparseRoutingModule, _check_penalties, _SparseRoutingClassifier
+from ._layers import TaskTower, check_penalties, mlp, out_width
+from ._mssm import SparseRoutingModule, _SparseRoutingClassifier
 from ._tabular import FieldClassifierBase, as_tuple, field_input_width
 from .plugins import build_gate
 
@@ -102,7 +103,7 @@ class SNRClassifier(_SparseRoutingClassifier):
             tower_units=self.tower_units,
             counts={"n_subnetworks": self.n_subnetworks},
         )
-        _check_penalties(self.l2_penalty, self.l0_penalty)
+        check_penalties(l2_penalty=self.l2_penalty, l0_penalty=self.l0_penalty)
         return SparseRoutingModule, {
             **input_spec,
             "output_dims": [s.output_dim for s in specs],
@@ -327,7 +328,7 @@ class PLEClassifier(FieldClassifierBase):
                 "n_shared_experts": self.n_shared_experts,
             },
         )
-        _check_penalties(0.0, self.l0_penalty)
+        check_penalties(l0_penalty=self.l0_penalty)
         return PLEModule, {
             **input_spec,
             "output_dims": [s.output_dim for s in specs],
@@ -407,6 +408,10 @@ class CrossStitchClassifier(FieldClassifierBase):
     """
         + _TRAINING_DOC
     )
+
+    # It has no gates, so gate__* parameters are refused instead of ignored.
+    _routed_prefixes = MultiTaskClassifierBase._routed_prefixes
+    _module_prefixes = ()
 
     def __init__(
         self,

@@ -50,6 +50,8 @@ def categorical_mask(categorical_features, X_input, n_features: int, feature_nam
             ]
         )
     values = np.asarray(categorical_features)
+    if values.size == 0:
+        return np.zeros(n_features, dtype=bool)
     if values.dtype == bool:
         if values.shape != (n_features,):
             raise ValueError(
@@ -113,7 +115,11 @@ class FieldEncoder:
         for j in np.flatnonzero(categorical):
             column = X[:, j]
             present = column[~pd.isna(column)]
-            vocabularies.append(np.asarray(pd.unique(present), dtype=object))
+            # Sorted, so that codes do not depend on the order of the rows.
+            unique = sorted(
+                pd.unique(present), key=lambda v: (type(v).__name__, str(v))
+            )
+            vocabularies.append(np.asarray(unique, dtype=object))
         numeric = _numeric_block(X, categorical, names)
         means = numeric.mean(axis=0) if len(numeric) else np.zeros(numeric.shape[1])
         scales = numeric.std(axis=0) if len(numeric) else np.ones(numeric.shape[1])
@@ -149,7 +155,20 @@ class FieldEncoder:
 
 def _numeric_block(X, categorical, names) -> np.ndarray:
     columns = np.flatnonzero(~categorical)
-    block = np.asarray(X[:, columns], dtype=np.float64)  # TypeError for a dict
+    try:
+        block = np.asarray(X[:, columns], dtype=np.float64)  # TypeError for a dict
+    except ValueError:
+        for j in columns:
+            try:
+                np.asarray(X[:, j], dtype=np.float64)
+            except ValueError as exc:
+                raise ValueError(
+                    f"Numeric field {names[j]!r} (column {j}) holds a value that is "
+                    f"not a number ({exc}). Declare it categorical, e.g. "
+                    f"categorical_features=[{j}], or pass a DataFrame whose string "
+                    "columns are found by categorical_features='from_dtype'."
+                ) from None
+        raise
     bad = ~np.isfinite(block)
     if bad.any():
         j = columns[np.flatnonzero(bad.any(axis=0))[0]]
@@ -182,7 +201,15 @@ class FieldEmbedding(nn.Module):
         total = int(sum(cardinalities))
         self.table = nn.Embedding(max(total, 1), d)
         offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]]).astype(np.int64)
-        self.register_buffer("offsets", torch.as_tensor(offsets[: len(cardinalities)]))
+        offsets = offsets[: len(cardinalities)]
+        self.register_buffer("offsets", torch.as_tensor(offsets))
+        with torch.no_grad():
+            # Unseen categories (never in the training rows, so never trained)
+            # and missing values start as the zero vector: no information
+            # rather than a random category. A missing row seen in fit trains.
+            for start in offsets.tolist():
+                self.table.weight[start + UNSEEN].zero_()
+                self.table.weight[start + MISSING].zero_()
         # N(0, 1) like nn.Embedding, so numeric and categorical fields start on
         # the same scale.
         self.numeric_weight = nn.Parameter(torch.randn(int(n_numeric), d))

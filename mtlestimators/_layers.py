@@ -27,6 +27,17 @@ def check_positive_int(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
+def check_penalties(**penalties) -> None:
+    """Each penalty weight must be a real number >= 0."""
+    for name, value in penalties.items():
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool)
+            or not value >= 0
+        ):
+            raise ValueError(f"{name} must be a real number >= 0, got {value!r}.")
+
+
 def check_dropout(dropout) -> None:
     if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}.")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ._fields import FieldEmbedding
-from ._layers import TaskTower, mlp, out_width
+from ._layers import TaskTower, check_penalties, mlp, out_width
 from ._tabular import FieldClassifierBase, as_tuple, field_input_width
 from .plugins import build_gate
 
@@ -158,6 +158,7 @@ class MMoEClassifier(FieldClassifierBase):
             tower_units=self.tower_units,
             counts={"n_experts": self.n_experts},
         )
+        check_penalties(l0_penalty=self.l0_penalty)
         return MMoEModule, {
             **input_spec,
             "output_dims": [s.output_dim for s in specs],

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._fields import FieldEmbedding
-from ._layers import TaskTower, mlp, out_width
+from ._layers import TaskTower, check_penalties, mlp, out_width
 from ._tabular import FieldClassifierBase, as_tuple, field_input_width
 from .plugins import build_gate
 
@@ -160,7 +160,7 @@ class SparseRoutingModule(nn.Module):
             weights = [
                 p
                 for name, p in self.named_parameters()
-                if not name.startswith("gates.")
+                if not name.startswith(("gates.", "mask_vectors"))
             ]
             total = total + self.l2_penalty * sum(p.pow(2).sum() for p in weights)
         if self.l0_penalty:
@@ -211,6 +211,8 @@ class _SparseRoutingClassifier(FieldClassifierBase):
         extras = {"connection_sparsity_": float(sparsity)}
         if masks is not None:
             extras["field_masks_"] = masks
+        elif hasattr(self, "field_masks_"):  # left by an earlier fit with masks
+            del self.field_masks_
         return extras
 
 
@@ -323,7 +325,7 @@ class MSSMClassifier(_SparseRoutingClassifier):
             tower_units=self.tower_units,
             counts={"n_shared": self.n_shared},
         )
-        _check_penalties(self.l2_penalty, self.l0_penalty)
+        check_penalties(l2_penalty=self.l2_penalty, l0_penalty=self.l0_penalty)
         return SparseRoutingModule, {
             **input_spec,
             "output_dims": [s.output_dim for s in specs],
@@ -341,9 +343,3 @@ class MSSMClassifier(_SparseRoutingClassifier):
             "l0_penalty": float(self.l0_penalty),
             "dropout": float(self.dropout),
         }
-
-
-def _check_penalties(l2_penalty, l0_penalty) -> None:
-    for name, value in (("l2_penalty", l2_penalty), ("l0_penalty", l0_penalty)):
-        if not isinstance(value, (int, float, np.floating)) or not value >= 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}.")

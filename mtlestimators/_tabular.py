@@ -3,6 +3,7 @@ table of categorical and numeric fields, embedded by :class:`FieldEmbedding`."""
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.utils.validation import validate_data
 
 from ._base import MultiTaskClassifierBase
@@ -27,10 +28,16 @@ class FieldClassifierBase(MultiTaskClassifierBase):
     def _fit_inputs(self, X, X_input=None):
         check_embedding_dim(self.embedding_dim)
         names = getattr(self, "feature_names_in_", None)
+        mask = categorical_mask(self.categorical_features, X_input, X.shape[1], names)
         if names is None:
             names = [f"x{j}" for j in range(X.shape[1])]
-        mask = categorical_mask(self.categorical_features, X_input, X.shape[1], names)
-        encoder = FieldEncoder.fit(X, mask, [str(n) for n in names])
+        resume = self.warm_start and hasattr(self, "field_encoder_")
+        if resume and np.array_equal(mask, self.field_encoder_.categorical):
+            # Continue with the fitted codes and scaling: refitting them would
+            # attach the trained embeddings to other categories.
+            encoder = self.field_encoder_
+        else:
+            encoder = FieldEncoder.fit(X, mask, [str(n) for n in names])
         spec = {
             "cardinalities": encoder.cardinalities,
             "n_numeric": int((~mask).sum()),

@@ -61,3 +61,13 @@ def test_cross_stitch_units_start_near_identity_and_learn():
     torch.testing.assert_close(alpha, torch.tensor([[0.9, 0.1], [0.1, 0.9]]))
     module(*_inputs())[0].sum().backward()
     assert module.stitches[0].grad.abs().sum() > 0
+
+
+def test_parameters_a_model_cannot_use_are_refused():
+    X, Y = make_multitask_classification(50, 4, 2, 0.5, random_state=0)
+    with pytest.raises(ValueError, match="unknown parameter 'gate__beta'"):
+        CrossStitchClassifier(gate__beta=0.5, verbose=0).fit(X, Y)
+    from mtlestimators import MMoEClassifier
+
+    with pytest.raises(ValueError, match="l0_penalty must be a real number >= 0"):
+        MMoEClassifier(l0_penalty=-1.0, verbose=0).fit(X, Y)

@@ -104,3 +104,56 @@ def test_estimator_takes_mixed_frames_and_unseen_categories_at_predict():
     bad.loc[0, "size"] = np.nan
     with pytest.raises(ValueError, match="numeric field 'size'"):
         clf.predict_proba(bad)
+
+
+def test_unseen_and_missing_slots_start_neutral_and_unseen_stays_untouched():
+    frame, Y = _frame()
+    clf = MMoEClassifier(max_epochs=3, verbose=0, random_state=0).fit(frame, Y)
+    table = clf.net_.module_.fields.table.weight.detach()
+    offsets = clf.net_.module_.fields.offsets.tolist()
+    for start in offsets:
+        assert torch.all(table[start + UNSEEN] == 0)
+    # "colour" has missing values in fit, so its missing row trains.
+    colour = offsets[0]
+    assert torch.any(table[colour + MISSING] != 0)
+
+
+def test_category_codes_do_not_depend_on_row_order():
+    frame, _ = _frame()
+    mask = np.array([False, True, True, False])
+    forward = FieldEncoder.fit(frame.to_numpy(object), mask, list(frame.columns))
+    reverse = FieldEncoder.fit(frame.to_numpy(object)[::-1], mask, list(frame.columns))
+    for a, b in zip(forward.vocabularies, reverse.vocabularies):
+        assert a.tolist() == b.tolist()
+
+
+def test_warm_start_keeps_the_fitted_codes_and_scaling():
+    frame, Y = _frame()
+    clf = MMoEClassifier(max_epochs=1, verbose=0, warm_start=True, random_state=0)
+    clf.fit(frame, Y)
+    encoder = clf.field_encoder_
+    shifted = frame.iloc[::-1].copy()
+    shifted["size"] = shifted["size"] + 5.0
+    clf.fit(shifted, Y[::-1])
+    assert clf.field_encoder_ is encoder
+    assert len(clf.history_) == 2
+
+
+def test_strings_in_a_numeric_array_column_name_the_fix():
+    X = np.array([[1.0, "a"], [2.0, "b"], [3.0, "a"], [4.0, "b"]], dtype=object)
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(
+        ValueError, match=r"Numeric field 'x1' .*categorical_features=\[1\]"
+    ):
+        MMoEClassifier(verbose=0).fit(X, y)
+    clf = MMoEClassifier(categorical_features=[1], max_epochs=1, verbose=0).fit(X, y)
+    assert clf.is_categorical_.tolist() == [False, True]
+
+
+def test_empty_categorical_features_and_names_without_column_names():
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    y = np.arange(20) % 2
+    clf = MMoEClassifier(categorical_features=[], max_epochs=1, verbose=0).fit(X, y)
+    assert not clf.is_categorical_.any()
+    with pytest.raises(ValueError, match="X has no column names"):
+        MMoEClassifier(categorical_features=["x0"], verbose=0).fit(X, y)

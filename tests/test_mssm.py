@@ -95,14 +95,23 @@ def test_ablation_switches_turn_off_exactly_their_part():
 def test_estimator_ablations_and_figure_3_attributes():
     X, Y = make_multitask_classification(400, 6, 2, 0.5, random_state=0)
     full = MSSMClassifier(max_epochs=2, verbose=0, random_state=0).fit(X, Y)
+    module = full.net_.module_.eval()
+    inputs = full.field_encoder_.transform(X.astype(object))
+    with torch.no_grad():
+        e = module.fields(
+            *(torch.as_tensor(inputs[k]) for k in ("categorical", "numeric"))
+        )
+        expected = module.field_mask_weights(e).mean(dim=0).numpy()
+    np.testing.assert_allclose(full.field_masks_, expected, rtol=1e-5, atol=1e-7)
     assert full.field_masks_.shape == (2, 6)
-    assert np.all((full.field_masks_ >= 0) & (full.field_masks_ <= 1))
     assert 0.0 <= full.connection_sparsity_ <= 1.0
     basic = MSSMClassifier(
         field_masks=False, cell_sharing=False, max_epochs=2, verbose=0
     ).fit(X, Y)
     assert not hasattr(basic, "field_masks_")
     assert basic.net_.module_.gates[0].n_outputs == 1
+    full.set_params(field_masks=False).fit(X, Y)  # a refit drops the old masks
+    assert not hasattr(full, "field_masks_")
 
 
 def test_large_l0_penalty_closes_the_connections_and_prediction_still_runs():
@@ -128,5 +137,5 @@ def test_learns_correlated_synthetic_tasks():
 
 def test_bad_penalties_are_named():
     X, Y = make_multitask_classification(50, 4, 2, 0.5, random_state=0)
-    with pytest.raises(ValueError, match="l0_penalty must be a number >= 0"):
+    with pytest.raises(ValueError, match="l0_penalty must be a real number >= 0"):
         MSSMClassifier(l0_penalty=-1.0, verbose=0).fit(X, Y)
