@@ -173,9 +173,8 @@ def fit_ours(factory, per_task, one_hot, data, seed):
         p = model.predict_proba(X_test)
         proba.append(p if k is None else p[:, 1:])
         final = model[-1] if one_hot else model
-        for attr in ("connection_sparsity_",):
-            if hasattr(final, attr):
-                extra[attr] = getattr(final, attr)
+        if hasattr(final, "connection_sparsity_"):
+            extra["connection_sparsity_"] = final.connection_sparsity_
         if hasattr(final, "field_masks_"):
             extra["mean_field_mask"] = float(np.mean(final.field_masks_))
             extra["zero_field_masks"] = float(np.mean(final.field_masks_ == 0))

@@ -327,9 +327,6 @@ class NetEstimatorBase(BaseEstimator):
                 "new net, or restore those parameters."
             )
 
-    def _task_outputs(self, X) -> tuple[torch.Tensor, ...]:
-        return self.net_.task_outputs(X)
-
     def fit(self, X, y, **fit_params):
         """Validate X and y, build the skorch net (``net_``) and train it.
 
@@ -457,7 +454,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         """Class probabilities: (n, n_classes) for one task, (n, K) positive
         class probabilities for K tasks."""
         check_is_fitted(self)
-        outputs = self._task_outputs(self._predict_inputs(X))
+        outputs = self.net_.task_outputs(self._predict_inputs(X))
         if self._multi():
             return np.column_stack([torch.sigmoid(o.double()).numpy() for o in outputs])
         (out,) = outputs

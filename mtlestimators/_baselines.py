@@ -12,7 +12,7 @@ from ._base import MultiTaskClassifierBase
 from ._fields import FieldEmbedding
 from ._layers import TaskTower, check_penalties, mlp, out_width
 from ._mssm import SparseRoutingModule, _SparseRoutingClassifier
-from ._tabular import FieldClassifierBase, as_tuple, field_input_width
+from ._tabular import FieldClassifierBase, field_input_width
 from .plugins import build_gate
 
 _TRAINING_DOC = """loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
@@ -98,29 +98,19 @@ class SNRClassifier(_SparseRoutingClassifier):
                 f"routing={self.routing!r} is unknown; use 'transform' (SNR-Trans) "
                 "or 'average' (SNR-Aver)."
             )
-        self._check_layers(
-            subnet_units=self.subnet_units,
-            tower_units=self.tower_units,
-            counts={"n_subnetworks": self.n_subnetworks},
-        )
         check_penalties(l2_penalty=self.l2_penalty, l0_penalty=self.l0_penalty)
-        return SparseRoutingModule, {
-            **input_spec,
-            "output_dims": [s.output_dim for s in specs],
-            "embedding_dim": int(self.embedding_dim),
-            "n_specific": 0,
-            "n_shared": int(self.n_subnetworks),
-            "subnet_units": as_tuple(self.subnet_units),
-            "tower_units": as_tuple(self.tower_units),
-            "field_masks": False,
-            "cell_gates": False,
-            "routing": self.routing,
-            "gate": self.gate,
-            "gate_params": self._routed_for("gate"),
-            "l2_penalty": float(self.l2_penalty),
-            "l0_penalty": float(self.l0_penalty),
-            "dropout": float(self.dropout),
-        }
+        return SparseRoutingModule, self._module_params(
+            specs,
+            input_spec,
+            counts={"n_shared": self.n_subnetworks},
+            units={"subnet_units": self.subnet_units},
+            n_specific=0,
+            field_masks=False,
+            cell_gates=False,
+            routing=self.routing,
+            l2_penalty=float(self.l2_penalty),
+            l0_penalty=float(self.l0_penalty),
+        )
 
 
 class _ExtractionLayer(nn.Module):
@@ -319,30 +309,18 @@ class PLEClassifier(FieldClassifierBase):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        self._check_layers(
-            expert_units=self.expert_units,
-            tower_units=self.tower_units,
+        check_penalties(l0_penalty=self.l0_penalty)
+        return PLEModule, self._module_params(
+            specs,
+            input_spec,
             counts={
                 "n_levels": self.n_levels,
                 "n_specific_experts": self.n_specific_experts,
                 "n_shared_experts": self.n_shared_experts,
             },
+            units={"expert_units": self.expert_units},
+            l0_penalty=float(self.l0_penalty),
         )
-        check_penalties(l0_penalty=self.l0_penalty)
-        return PLEModule, {
-            **input_spec,
-            "output_dims": [s.output_dim for s in specs],
-            "embedding_dim": int(self.embedding_dim),
-            "n_levels": int(self.n_levels),
-            "n_specific_experts": int(self.n_specific_experts),
-            "n_shared_experts": int(self.n_shared_experts),
-            "expert_units": as_tuple(self.expert_units),
-            "tower_units": as_tuple(self.tower_units),
-            "gate": self.gate,
-            "gate_params": self._routed_for("gate"),
-            "l0_penalty": float(self.l0_penalty),
-            "dropout": float(self.dropout),
-        }
 
 
 class CrossStitchModule(nn.Module):
@@ -452,12 +430,6 @@ class CrossStitchClassifier(FieldClassifierBase):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        self._check_layers(hidden_units=self.hidden_units, tower_units=self.tower_units)
-        return CrossStitchModule, {
-            **input_spec,
-            "output_dims": [s.output_dim for s in specs],
-            "embedding_dim": int(self.embedding_dim),
-            "hidden_units": as_tuple(self.hidden_units),
-            "tower_units": as_tuple(self.tower_units),
-            "dropout": float(self.dropout),
-        }
+        return CrossStitchModule, self._module_params(
+            specs, input_spec, units={"hidden_units": self.hidden_units}
+        )

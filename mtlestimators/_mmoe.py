@@ -9,7 +9,7 @@ from torch import nn
 
 from ._fields import FieldEmbedding
 from ._layers import TaskTower, check_penalties, mlp, out_width
-from ._tabular import FieldClassifierBase, as_tuple, field_input_width
+from ._tabular import FieldClassifierBase, field_input_width
 from .plugins import build_gate
 
 
@@ -153,21 +153,11 @@ class MMoEClassifier(FieldClassifierBase):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        self._check_layers(
-            expert_units=self.expert_units,
-            tower_units=self.tower_units,
-            counts={"n_experts": self.n_experts},
-        )
         check_penalties(l0_penalty=self.l0_penalty)
-        return MMoEModule, {
-            **input_spec,
-            "output_dims": [s.output_dim for s in specs],
-            "embedding_dim": int(self.embedding_dim),
-            "n_experts": int(self.n_experts),
-            "expert_units": as_tuple(self.expert_units),
-            "tower_units": as_tuple(self.tower_units),
-            "gate": self.gate,
-            "gate_params": self._routed_for("gate"),
-            "l0_penalty": float(self.l0_penalty),
-            "dropout": float(self.dropout),
-        }
+        return MMoEModule, self._module_params(
+            specs,
+            input_spec,
+            counts={"n_experts": self.n_experts},
+            units={"expert_units": self.expert_units},
+            l0_penalty=float(self.l0_penalty),
+        )

@@ -30,7 +30,7 @@ from torch import nn
 
 from ._fields import FieldEmbedding
 from ._layers import TaskTower, check_penalties, mlp, out_width
-from ._tabular import FieldClassifierBase, as_tuple, field_input_width
+from ._tabular import FieldClassifierBase, field_input_width
 from .plugins import build_gate
 
 
@@ -320,26 +320,16 @@ class MSSMClassifier(_SparseRoutingClassifier):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        self._check_layers(
-            subnet_units=self.subnet_units,
-            tower_units=self.tower_units,
-            counts={"n_shared": self.n_shared},
-        )
         check_penalties(l2_penalty=self.l2_penalty, l0_penalty=self.l0_penalty)
-        return SparseRoutingModule, {
-            **input_spec,
-            "output_dims": [s.output_dim for s in specs],
-            "embedding_dim": int(self.embedding_dim),
-            "n_specific": len(specs),
-            "n_shared": int(self.n_shared),
-            "subnet_units": as_tuple(self.subnet_units),
-            "tower_units": as_tuple(self.tower_units),
-            "field_masks": bool(self.field_masks),
-            "cell_gates": bool(self.cell_sharing),
-            "routing": "transform",
-            "gate": self.gate,
-            "gate_params": self._routed_for("gate"),
-            "l2_penalty": float(self.l2_penalty),
-            "l0_penalty": float(self.l0_penalty),
-            "dropout": float(self.dropout),
-        }
+        return SparseRoutingModule, self._module_params(
+            specs,
+            input_spec,
+            counts={"n_shared": self.n_shared},
+            units={"subnet_units": self.subnet_units},
+            n_specific=len(specs),
+            field_masks=bool(self.field_masks),
+            cell_gates=bool(self.cell_sharing),
+            routing="transform",
+            l2_penalty=float(self.l2_penalty),
+            l0_penalty=float(self.l0_penalty),
+        )

@@ -50,12 +50,27 @@ class FieldClassifierBase(MultiTaskClassifierBase):
         X = validate_data(self, X, reset=False, **self._X_check_params)
         return self.field_encoder_.transform(X)
 
-    def _check_layers(self, counts: dict | None = None, **units) -> None:
-        for name, value in units.items():
+    def _module_params(self, specs, input_spec, counts=None, units=None, **params):
+        """Check the layer parameters and return the module's keyword arguments:
+        the input description, the parameters every model of the family shares
+        (outputs, embedding size, towers, dropout, and the gate where the model
+        has one), and the model's own ``params``."""
+        for name, value in {"tower_units": self.tower_units, **(units or {})}.items():
             check_units(name, value)
         for name, value in (counts or {}).items():
             check_positive_int(name, value)
         check_dropout(self.dropout)
+        shared = {
+            "output_dims": [s.output_dim for s in specs],
+            "embedding_dim": int(self.embedding_dim),
+            "tower_units": as_tuple(self.tower_units),
+            "dropout": float(self.dropout),
+        }
+        if "gate" in self._module_prefixes:
+            shared.update(gate=self.gate, gate_params=self._routed_for("gate"))
+        shared.update((k, as_tuple(v)) for k, v in (units or {}).items())
+        shared.update((k, int(v)) for k, v in (counts or {}).items())
+        return {**input_spec, **shared, **params}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
