@@ -6,10 +6,13 @@ and gates are plugins found through entry points (:mod:`mtlestimators.plugins`).
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._autotask import AutoTaskClassifier
 from ._base import MultiTaskClassifierBase, NetEstimatorBase
 from ._baselines import CrossStitchClassifier, PLEClassifier, SNRClassifier
+from ._calibration import PerTaskCalibratedClassifier
 from ._mmoe import MMoEClassifier
 from ._mssm import MSSMClassifier
+from ._multitask_dnn import MultiTaskDNNClassifier
 from ._shared_bottom import SharedBottomClassifier
 from .metrics import per_task_scores
 
@@ -19,12 +22,15 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "AutoTaskClassifier",
     "CrossStitchClassifier",
     "MMoEClassifier",
     "MSSMClassifier",
     "MultiTaskClassifierBase",
+    "MultiTaskDNNClassifier",
     "NetEstimatorBase",
     "PLEClassifier",
+    "PerTaskCalibratedClassifier",
     "SNRClassifier",
     "SharedBottomClassifier",
     "per_task_scores",

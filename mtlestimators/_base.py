@@ -300,7 +300,7 @@ class NetEstimatorBase(BaseEstimator):
         return net, config
 
     def _check_warm_start_compatible(self, specs, config) -> None:
-        old = self.task_specs_
+        old = getattr(self, "_train_specs_", self.task_specs_)
         same = len(old) == len(specs) and all(
             a.name == b.name
             and a.kind == b.kind
@@ -401,12 +401,22 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return X.astype(np.float32, copy=False)
 
-    def _fit(self, X_input, y_input, **fit_params):
+    def _fit_targets(self, Y, specs, inputs, keep, fit_params):
+        """What the net trains on: ``(Y, specs)`` from the encoded targets.
+
+        ``keep`` marks the rows of the caller's X that were kept (rows with no
+        label at all are dropped); ``fit_params`` are the extra arguments of
+        ``fit``, refused here. Subclasses override it to train on something
+        else than the estimator's own tasks (soft teacher targets, one branch
+        per scenario)."""
         if fit_params:
             raise TypeError(
                 f"{type(self).__name__}.fit got unexpected arguments "
                 f"{sorted(fit_params)}."
             )
+        return Y, specs
+
+    def _fit(self, X_input, y_input, **fit_params):
         X, y = self._validate_xy(X_input, y_input)
         multi = y.ndim == 2 and y.shape[1] > 1
         y2 = y.reshape(len(y), -1)
@@ -433,7 +443,8 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                         "Fit a multiclass task alone as 1-D y."
                     )
         Y = encode_targets(y2, specs)
-        net, config = self._train(inputs, Y, specs, input_spec)
+        Y, train_specs = self._fit_targets(Y, specs, inputs, keep, fit_params)
+        net, config = self._train(inputs, Y, train_specs, input_spec)
         extras = self._fitted_extras(net, inputs)
         vars(self).update(fitted_inputs)
         vars(self).update(extras)
@@ -442,6 +453,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         self._net_config_ = config
         self.history_ = net.history
         self.task_specs_ = specs
+        self._train_specs_ = train_specs
         self.n_tasks_ = len(specs)
         self.task_names_ = np.asarray(names, dtype=object)
         self.classes_ = [s.classes for s in specs] if multi else specs[0].classes

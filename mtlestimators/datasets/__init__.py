@@ -1,11 +1,17 @@
 """Data sets for examples, tests and benchmarks; all load offline."""
 
-from ._adult import ADULT_COLUMNS, load_adult, load_adult_multitask
+from ._adult import (
+    ADULT_COLUMNS,
+    load_adult,
+    load_adult_multitask,
+    load_adult_scenarios,
+)
 from ._synthetic import make_multitask_classification
 
 __all__ = [
     "ADULT_COLUMNS",
     "load_adult",
     "load_adult_multitask",
+    "load_adult_scenarios",
     "make_multitask_classification",
 ]

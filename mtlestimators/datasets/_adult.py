@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
@@ -88,4 +89,91 @@ def load_adult_multitask() -> Bunch:
         categorical_features=categorical,
         numeric_features=[c for c in data.columns if c in _NUMERIC],
         frame=frame,
+    )
+
+
+SCENARIO_UNSEEN_TASKS = ("Protective-serv", "Tech-support")
+
+
+def load_adult_scenarios(
+    unseen_tasks=SCENARIO_UNSEEN_TASKS,
+    test_size: float = 0.25,
+    min_frequency: float = 0.01,
+    random_state=0,
+) -> Bunch:
+    """Adult as a multi-scenario relevance problem (AutoTask's setting).
+
+    Each ``occupation`` is a scenario (task id); the label is income > 50K;
+    the other columns are numeric features: the six numeric columns as they
+    are, the categorical ones (``education`` is left out: it is
+    ``education-num`` as text) one-hot encoded, with categories rarer than
+    ``min_frequency`` merged into ``<column>=other`` and a missing value as
+    ``<column>=missing``. Rows without an occupation are dropped (30,718
+    rows remain). The occupations in ``unseen_tasks`` are held out of
+    training: all their rows are in the test split.
+
+    Parameters
+    ----------
+    unseen_tasks : sequence of str, default=("Protective-serv", "Tech-support")
+    test_size : float, default=0.25
+        Fraction of each seen occupation's rows in the test split
+        (stratified by occupation and label).
+    min_frequency : float, default=0.01
+    random_state : int, default=0
+        Seeds the split.
+
+    Returns
+    -------
+    Bunch
+        ``X_train``, ``X_test`` (DataFrames: float feature columns, then the
+        ``occupation`` column of strings, last), ``y_train``, ``y_test``
+        (int Series, 1 = income > 50K), ``task_column`` ("occupation"),
+        ``unseen_tasks`` (list), ``seen_tasks`` (list), ``feature_names``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    frame = load_adult()
+    frame = frame[frame["occupation"].notna()].reset_index(drop=True)
+    occupation = frame["occupation"].astype(str)
+    unknown = sorted(set(unseen_tasks) - set(occupation))
+    if unknown:
+        raise ValueError(
+            f"unseen_tasks {unknown} are not occupations of the Adult data; "
+            f"they are {sorted(set(occupation))}."
+        )
+    columns = [
+        frame[c].astype(float) for c in _NUMERIC
+    ]  # numeric features first, in the file's order
+    for column in ADULT_COLUMNS:
+        if column in _NUMERIC or column in ("education", "occupation", "income"):
+            continue
+        values = frame[column].astype(object).where(frame[column].notna(), "missing")
+        share = values.value_counts(normalize=True)
+        rare = set(share.index[share < min_frequency])
+        values = values.where(~values.isin(rare), "other")
+        for category in sorted(set(values)):
+            columns.append(
+                (values == category).astype(float).rename(f"{column}={category}")
+            )
+    X = pd.concat(columns, axis=1)
+    X["occupation"] = occupation.astype(object)
+    y = (frame["income"] == ">50K").astype(int).rename("income")
+    held_out = occupation.isin(list(unseen_tasks)).to_numpy()
+    seen = np.flatnonzero(~held_out)
+    strata = occupation.iloc[seen] + "|" + y.iloc[seen].astype(str)
+    counts = strata.value_counts()
+    strata = strata.where(strata.map(counts) >= 2, "rare")
+    train_rows, test_rows = train_test_split(
+        seen, test_size=test_size, random_state=random_state, stratify=strata
+    )
+    test_rows = np.concatenate([test_rows, np.flatnonzero(held_out)])
+    return Bunch(
+        X_train=X.iloc[np.sort(train_rows)].reset_index(drop=True),
+        X_test=X.iloc[np.sort(test_rows)].reset_index(drop=True),
+        y_train=y.iloc[np.sort(train_rows)].reset_index(drop=True),
+        y_test=y.iloc[np.sort(test_rows)].reset_index(drop=True),
+        task_column="occupation",
+        unseen_tasks=list(unseen_tasks),
+        seen_tasks=sorted(set(occupation[~held_out])),
+        feature_names=[c for c in X.columns if c != "occupation"],
     )

@@ -1,0 +1,450 @@
+"""AutoTask: task-aware multi-faceted single model for multi-scenario
+classification (the "Multi-Faceted Single Model" of the AutoTask paper,
+section 3).
+
+Facet 1 treats the d features of a row as a sequence of tokens
+``[x_j, one_hot(task)]`` and runs a causal GPT block over them; facet 2 treats
+a block of t rows of mixed tasks as a sequence and runs a second causal GPT
+block across the rows. The two representations are concatenated and a linear
+layer gives the logit.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils.validation import _num_samples
+from torch import nn
+
+from ._layers import check_dropout, check_positive_int
+from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
+
+TASK_ENCODINGS = ("onehot", "number", "none")
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position i attends to positions <= i."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.n_heads = n_heads
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=2)
+        shape = (B, T, self.n_heads, D // self.n_heads)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            is_causal=T > 1,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+class GPTBlock(nn.Module):
+    """Pre-norm transformer block (GPT-2): causal attention, then a 4x MLP."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, n_heads, dropout)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln_1(x)))
+        return x + self.drop(self.mlp(self.ln_2(x)))
+
+
+class GPT(nn.Module):
+    """``n_layers`` GPT blocks and a final layer norm over (B, T, dim)."""
+
+    def __init__(self, dim: int, n_layers: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.blocks = nn.Sequential(
+            *(GPTBlock(dim, n_heads, dropout) for _ in range(n_layers))
+        )
+        self.ln_f = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ln_f(self.blocks(x))
+
+
+class AutoTaskModule(nn.Module):
+    """The multi-faceted model of the AutoTask paper (section 3).
+
+    Parameters
+    ----------
+    n_features : int
+        Feature columns besides the task column.
+    n_tasks : int
+        N, the tasks seen in training (codes 1..N; code 0 is the unseen task).
+    output_dim : int
+        1 (binary logit) or the number of classes.
+    task_encoding : {"onehot", "number", "none"}
+        "onehot": the task code is the last feature and its one-hot encoding
+        (N wide; all zeros for the unseen task) joins every token of both
+        facets. "number": the task code is the last feature only. "none": no
+        task information.
+    feature_embed_dim : int
+        e1, the token embedding size of facet 1; T1 has d * e1 values.
+    block_embed_dim : int
+        e2, the embedding size of facet 2 (T2).
+    block_size : int
+        t, rows per block in facet 2 during training.
+    task_dropout : float
+        Training rows whose task is replaced by the unseen task (code 0), so
+        the unseen-task path is trained on every task's rows.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_tasks: int,
+        output_dim: int = 1,
+        task_encoding: str = "onehot",
+        feature_embed_dim: int = 8,
+        block_embed_dim: int = 128,
+        block_size: int = 8,
+        n_layers: int = 1,
+        n_heads: int = 2,
+        dropout: float = 0.1,
+        task_dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.task_encoding = task_encoding
+        self.uses_task_number = task_encoding in ("onehot", "number")
+        self.uses_onehot = task_encoding == "onehot"
+        self.block_size = block_size
+        self.task_dropout = task_dropout
+        d = n_features + int(self.uses_task_number)
+        self.n_tokens = d
+        e1, e2 = feature_embed_dim, block_embed_dim
+        # Facet 1: token [x_j, one_hot(task)] (N + 1 values) -> e1. A linear
+        # map of that concatenation is x_j * w + b + (row of W for the task);
+        # the task part is an embedding lookup whose row 0 (unseen) is zero.
+        self.value_embed_1 = nn.Linear(1, e1)
+        self.task_embed_1 = (
+            nn.Embedding(n_tasks + 1, e1, padding_idx=UNSEEN_TASK)
+            if self.uses_onehot
+            else None
+        )
+        self.position_embed_1 = nn.Parameter(torch.zeros(d, e1))
+        self.facet_1 = GPT(e1, n_layers, n_heads, dropout)
+        # Facet 2: token [x (d values), one_hot(task)] of each row -> e2.
+        self.row_embed_2 = nn.Linear(d, e2)
+        self.task_embed_2 = (
+            nn.Embedding(n_tasks + 1, e2, padding_idx=UNSEEN_TASK)
+            if self.uses_onehot
+            else None
+        )
+        self.position_embed_2 = nn.Parameter(torch.zeros(block_size, e2))
+        self.facet_2 = GPT(e2, n_layers, n_heads, dropout)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(d * e1 + e2, output_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+                if isinstance(module, nn.Embedding):
+                    with torch.no_grad():
+                        module.weight[UNSEEN_TASK].zero_()
+        nn.init.normal_(self.position_embed_1, std=0.02)
+        nn.init.normal_(self.position_embed_2, std=0.02)
+
+    # ------------------------------------------------------------------ parts
+    def tokens(self, features: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """The d feature values of each row, (B, d): the features, then the
+        task code as a number unless ``task_encoding="none"``."""
+        if not self.uses_task_number:
+            return features
+        return torch.cat([features, task.to(features.dtype).unsqueeze(1)], dim=1)
+
+    def feature_tokens(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """Facet 1 before flattening: (B, d, e1)."""
+        h = self.value_embed_1(x.unsqueeze(-1)) + self.position_embed_1
+        if self.task_embed_1 is not None:
+            h = h + self.task_embed_1(task).unsqueeze(1)
+        return self.facet_1(h)
+
+    def block_representation(
+        self, x: torch.Tensor, task: torch.Tensor, block_size: int
+    ) -> torch.Tensor:
+        """Facet 2, T2 (B, e2): consecutive rows form blocks of ``block_size``
+        (the last one may be shorter); attention is causal within a block."""
+        h = self.row_embed_2(x)
+        if self.task_embed_2 is not None:
+            h = h + self.task_embed_2(task)
+        B, e2 = h.shape
+        t = max(1, min(block_size, B))
+        full = B - B % t
+        parts = []
+        if full:
+            parts.append(
+                self.facet_2(h[:full].view(-1, t, e2) + self.position_embed_2[:t])
+            )
+        if full < B:
+            rest = B - full
+            parts.append(
+                self.facet_2(h[full:].view(1, rest, e2) + self.position_embed_2[:rest])
+            )
+        return torch.cat([p.reshape(-1, e2) for p in parts], dim=0)
+
+    def facets(self, features, task, block_size=None):
+        """(T1 (B, d * e1), T2 (B, e2)). ``block_size`` defaults to the
+        training block size in training mode and to 1 (each row alone) in
+        evaluation mode."""
+        if block_size is None:
+            block_size = self.block_size if self.training else 1
+        x = self.tokens(features, task)
+        t1 = self.feature_tokens(x, task).flatten(1)
+        t2 = self.block_representation(x, task, block_size)
+        return t1, t2
+
+    def forward(self, features: torch.Tensor, task: torch.Tensor):
+        if self.training and self.task_dropout > 0 and self.uses_task_number:
+            dropped = torch.rand(task.shape, device=task.device) < self.task_dropout
+            task = task.masked_fill(dropped, UNSEEN_TASK)
+        t1, t2 = self.facets(features, task)
+        out = self.head(self.drop(torch.cat([t1, t2], dim=1)))
+        return (out.squeeze(-1) if out.shape[-1] == 1 else out,)
+
+
+class AutoTaskClassifier(ScenarioClassifierBase):
+    """AutoTask: one model for many scenarios (tasks) that predicts one task
+    at a time and generalizes to tasks not seen in training.
+
+    X holds numeric features plus a column of task ids (``task_column``); y
+    holds one label per row (binary as in the paper; multiclass works too).
+    Each row is scored alone at prediction time, so ``predict_proba`` of a
+    row does not depend on the other rows, the batch size or their order.
+
+    Unseen tasks: a task id not seen in ``fit`` gets the unseen-task code 0
+    (the paper's choice): task number 0 and an all-zero one-hot. During
+    training a fraction ``task_dropout`` of the rows of every task is shown
+    with code 0 as well, so this path is trained as a general model of all
+    tasks rather than left untrained.
+
+    Parameters
+    ----------
+    task_column : int or str, default=-1
+        Column of X with the task ids (index, or name for a DataFrame).
+    task_encoding : {"onehot", "number", "none"}, default="onehot"
+        How the task enters the model (the paper's Table 3 ablation):
+        "onehot" = task number as the last feature plus its one-hot encoding
+        in every token of both facets; "number" = task number only;
+        "none" = the task column is dropped.
+    feature_embed_dim : int, default=8
+        e1, the token embedding size of facet 1 (T1 has d * e1 values).
+    block_embed_dim : int or None, default=None
+        e2, the embedding size of facet 2; None gives d * e1 (the paper).
+    block_size : int, default=8
+        t, rows per block of mixed tasks in facet 2 during training.
+    n_layers : int, default=1
+        Transformer layers per facet (the paper uses one).
+    n_heads : int, default=2
+        Attention heads; must divide e1 and e2.
+    dropout : float, default=0.1
+    task_dropout : float, default=0.1
+        Fraction of training rows shown as the unseen task (see above).
+    standardize : bool, default=True
+        z-score the features (not the task column) with training statistics.
+    lr : float, default=6e-4
+    max_epochs : int, default=20
+    batch_size : int, default=256
+    optimizer, callbacks, warm_start, verbose, device, random_state, train_split
+        As for every estimator of the library (see
+        :class:`~mtlestimators.SharedBottomClassifier`). With
+        ``warm_start=True`` a second ``fit`` continues training (the paper's
+        distillation schedule: teacher labels first, then human labels).
+    **kwargs
+        Routed parameters: ``optimizer__*``, ``callbacks__*``, ...
+
+    Attributes
+    ----------
+    tasks_ : ndarray of object
+        Task ids seen in fit (codes 1..N in that order).
+    n_tasks_ : int
+    classes_ : ndarray
+    feature_mean_, feature_scale_ : ndarray
+        Standardization of the feature columns (zeros/ones when off).
+    net_, history_, n_features_in_, feature_names_in_
+        As for every estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtlestimators import AutoTaskClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.column_stack([rng.normal(size=(300, 3)), rng.randint(3, size=300)])
+    >>> y = (X[:, 0] + 0.5 * X[:, 3] > 0.5).astype(int)
+    >>> clf = AutoTaskClassifier(max_epochs=3, verbose=0, random_state=0).fit(X, y)
+    >>> clf.tasks_.tolist()
+    [0.0, 1.0, 2.0]
+    >>> clf.predict_proba([[0.1, 0.2, 0.3, 7.0]]).shape  # task 7 is unseen
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        task_column=-1,
+        task_encoding: str = "onehot",
+        feature_embed_dim: int = 8,
+        block_embed_dim=None,
+        block_size: int = 8,
+        n_layers: int = 1,
+        n_heads: int = 2,
+        dropout: float = 0.1,
+        task_dropout: float = 0.1,
+        standardize: bool = True,
+        lr: float = 6e-4,
+        max_epochs: int = 20,
+        batch_size: int = 256,
+        optimizer="adam",
+        callbacks=None,
+        warm_start: bool = False,
+        verbose: int = 1,
+        device: str = "cpu",
+        random_state=None,
+        train_split=None,
+        **kwargs,
+    ):
+        self.task_column = task_column
+        self.task_encoding = task_encoding
+        self.feature_embed_dim = feature_embed_dim
+        self.block_embed_dim = block_embed_dim
+        self.block_size = block_size
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.task_dropout = task_dropout
+        self.standardize = standardize
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.random_state = random_state
+        self.train_split = train_split
+        vars(self).update(kwargs)
+
+    # The paper's model has no loss weighting: one BCE over all rows.
+    loss_weighter = "uniform"
+    _routed_prefixes = tuple(
+        p for p in ScenarioClassifierBase._routed_prefixes if p != "loss_weighter"
+    )
+
+    def _build_module(self, specs, n_features, n_tasks):
+        if self.task_encoding not in TASK_ENCODINGS:
+            raise ValueError(
+                f"task_encoding={self.task_encoding!r} is unknown; use one of "
+                f"{list(TASK_ENCODINGS)}."
+            )
+        for name in ("feature_embed_dim", "block_size", "n_layers", "n_heads"):
+            check_positive_int(name, getattr(self, name))
+        check_dropout(self.dropout)
+        if not isinstance(self.task_dropout, numbers.Real) or not (
+            0.0 <= self.task_dropout < 1.0
+        ):
+            raise ValueError(
+                f"task_dropout must be a number in [0, 1), got {self.task_dropout!r}."
+            )
+        d = n_features + int(self.task_encoding != "none")
+        if d == 0:
+            raise ValueError(
+                "X has only the task column, and task_encoding='none' drops it; "
+                "AutoTaskClassifier needs at least 1 feature(s) besides the "
+                "task column."
+            )
+        e1 = int(self.feature_embed_dim)
+        e2 = d * e1 if self.block_embed_dim is None else self.block_embed_dim
+        check_positive_int("block_embed_dim", e2)
+        for name, dim in (("feature_embed_dim", e1), ("block_embed_dim", e2)):
+            if dim % self.n_heads:
+                raise ValueError(
+                    f"n_heads={self.n_heads} must divide {name}={dim}; change "
+                    "one of them."
+                )
+        return AutoTaskModule, {
+            "n_features": n_features,
+            "n_tasks": n_tasks,
+            "output_dim": specs[0].output_dim,
+            "task_encoding": self.task_encoding,
+            "feature_embed_dim": e1,
+            "block_embed_dim": int(e2),
+            "block_size": int(self.block_size),
+            "n_layers": int(self.n_layers),
+            "n_heads": int(self.n_heads),
+            "dropout": float(self.dropout),
+            "task_dropout": float(self.task_dropout),
+        }
+
+    def fit(self, X, y, soft_target=None):
+        """Fit on X (features plus the task column) and labels y.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Labels; they set ``classes_``.
+        soft_target : array-like of shape (n_samples,) or (n_samples, 2), optional
+            Teacher probabilities of the positive class (binary y only); the
+            loss is binary cross-entropy against them instead of the hard
+            labels (knowledge distillation). NaN falls back to the row's label.
+            With ``Pipeline`` pass it as ``<step>__soft_target``.
+        """
+        if soft_target is None:
+            return super().fit(X, y)
+        shape = np.shape(soft_target)
+        if (
+            len(shape) not in (1, 2)
+            or shape[0] != _num_samples(X)
+            or (len(shape) == 2 and shape[1] != 2)
+        ):
+            raise ValueError(
+                "soft_target must have shape (n_samples,) or (n_samples, 2) "
+                f"matching X ({_num_samples(X)} rows), got {shape}."
+            )
+        return super().fit(X, y, soft_target=soft_target)
+
+    def _fit_targets(self, Y, specs, inputs, keep, fit_params):
+        soft = fit_params.pop("soft_target", None)
+        Y, specs = super()._fit_targets(Y, specs, inputs, keep, fit_params)
+        if soft is None:
+            return Y, specs
+        if specs[0].kind != "binary":
+            raise ValueError(
+                "soft_target gives teacher probabilities of the positive class, "
+                f"so y must be binary; y has {len(specs[0].classes)} classes."
+            )
+        soft = np.asarray(soft, dtype=np.float64)
+        if soft.ndim == 2 and soft.shape[1] == 2:
+            soft = soft[:, 1]
+        soft = soft[keep]
+        if np.any((soft < 0) | (soft > 1)):
+            raise ValueError(
+                "soft_target must hold probabilities in [0, 1] (NaN to use the "
+                "hard label of a row)."
+            )
+        Y = Y.copy()
+        Y[:, 0] = np.where(np.isnan(soft), Y[:, 0], soft).astype(np.float32)
+        return Y, specs

@@ -1,0 +1,181 @@
+"""Scenario inputs: X holds numeric features plus one column of task ids.
+
+The multi-scenario models (:class:`~mtlestimators.AutoTaskClassifier`,
+:class:`~mtlestimators.MultiTaskDNNClassifier`) predict one label per row;
+which scenario (task) a row belongs to is a column of X. Task ids may be any
+hashable labels; an id not seen in ``fit`` is an *unseen task* and gets code 0.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_array
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import column_or_1d, validate_data
+
+from ._base import MultiTaskClassifierBase
+
+UNSEEN_TASK = 0  # code of a task id not seen in fit (the paper's "id 0")
+
+
+def task_column_index(task_column, n_columns: int, feature_names) -> int:
+    """Position of ``task_column`` (an int index, negative allowed, or a
+    DataFrame column name) among ``n_columns`` columns."""
+    if isinstance(task_column, numbers.Integral) and not isinstance(task_column, bool):
+        if not -n_columns <= task_column < n_columns:
+            raise ValueError(
+                f"task_column={task_column} is out of range for X with "
+                f"{n_columns} column(s); give the index (or DataFrame column "
+                "name) of the column that holds the task ids."
+            )
+        return int(task_column) % n_columns
+    if isinstance(task_column, str):
+        if feature_names is None:
+            raise ValueError(
+                f"task_column={task_column!r} is a column name, but X has no "
+                "column names; pass a DataFrame or give the column's integer "
+                "index."
+            )
+        names = [str(n) for n in feature_names]
+        if task_column not in names:
+            raise ValueError(
+                f"task_column={task_column!r} is not a column of X; its columns "
+                f"are {names}."
+            )
+        return names.index(task_column)
+    raise TypeError(
+        "task_column must be an int (column index) or a str (DataFrame column "
+        f"name), got {task_column!r}."
+    )
+
+
+def task_vocabulary(ids: np.ndarray) -> np.ndarray:
+    """The distinct task ids, sorted when they are comparable."""
+    unique = pd.unique(pd.Series(ids, dtype=object))
+    try:
+        return np.asarray(sorted(unique), dtype=object)
+    except TypeError:  # mixed, incomparable ids: keep their order of appearance
+        return np.asarray(list(unique), dtype=object)
+
+
+def task_codes(ids: np.ndarray, tasks: np.ndarray) -> np.ndarray:
+    """int64 codes: 1..N for the ids in ``tasks``, 0 (unseen) for any other."""
+    index = pd.Index(tasks, dtype=object).get_indexer(pd.Index(ids, dtype=object))
+    return (index + 1).astype(np.int64)
+
+
+class ScenarioClassifierBase(MultiTaskClassifierBase):
+    """Classifier over numeric features plus a task-id column of X.
+
+    y is 1-D: one label per row (binary, or multiclass where the model allows
+    it); the row's scenario is read from ``task_column``. Features are
+    z-scored with the training mean and standard deviation when
+    ``standardize`` is True (the task column is not). The net receives
+    ``{"features": float32 (n, d - 1), "task": int64 (n,)}``.
+
+    Attributes set by fit: ``tasks_`` (the task ids seen, sorted), ``n_tasks_``
+    (their number), ``feature_mean_`` and ``feature_scale_``.
+    """
+
+    _X_check_params = {"dtype": None, "ensure_all_finite": False}
+
+    def _validate_xy(self, X, y):
+        X, y = super()._validate_xy(X, y)
+        if y.ndim == 2:
+            if y.shape[1] != 1:
+                raise ValueError(
+                    f"{type(self).__name__} predicts one label per row (the "
+                    f"row's task is the column task_column of X), but y has "
+                    f"shape {y.shape}; pass a 1-D y."
+                )
+            y = column_or_1d(y, warn=True)
+        if type_of_target(y, input_name="y") == "continuous":
+            raise ValueError(
+                "Unknown label type: continuous. y holds class labels (e.g. "
+                "relevant / not relevant) for a classifier."
+            )
+        return X, y
+
+    # ----------------------------------------------------------------- inputs
+    def _split_columns(self, X):
+        """(features as float64 (n, d - 1), task ids as object (n,))."""
+        names = getattr(self, "feature_names_in_", None)
+        j = task_column_index(self.task_column, X.shape[1], names)
+        ids = np.asarray(X[:, j], dtype=object)
+        if pd.isna(pd.Series(ids, dtype=object)).any():
+            column = names[j] if names is not None else j
+            raise ValueError(
+                f"The task column ({column!r}) of X has missing task ids "
+                "(NaN/None); every row needs the id of its task. Use a label "
+                "of its own (e.g. 'unknown') for rows whose task is not known."
+            )
+        features = np.delete(X, j, axis=1)
+        features = check_array(
+            features,
+            dtype=np.float64,
+            ensure_min_features=0,
+            input_name="X",
+        )
+        return features, ids
+
+    def _scale(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.feature_mean_) / self.feature_scale_).astype(
+            np.float32
+        )
+
+    def _fit_inputs(self, X, X_input=None):
+        features, ids = self._split_columns(X)
+        resume = self.warm_start and hasattr(self, "tasks_")
+        if resume and features.shape[1] == len(self.feature_mean_):
+            # Continue with the fitted task codes and scaling: refitting them
+            # would attach the trained task embeddings to other scenarios.
+            tasks, mean, scale = self.tasks_, self.feature_mean_, self.feature_scale_
+            new = sorted(map(str, set(ids) - set(tasks)))
+            if new:
+                warnings.warn(
+                    f"warm_start: task ids {new[:5]} were not seen in the first "
+                    "fit; they train the unseen-task (general) path.",
+                    UserWarning,
+                    stacklevel=5,
+                )
+        else:
+            tasks = task_vocabulary(ids)
+            if self.standardize:
+                mean = features.mean(axis=0)
+                scale = features.std(axis=0)
+                scale[~(scale > 1e-12)] = 1.0
+            else:
+                mean = np.zeros(features.shape[1])
+                scale = np.ones(features.shape[1])
+        fitted = {
+            "tasks_": tasks,
+            "feature_mean_": mean,
+            "feature_scale_": scale,
+        }
+        inputs = {
+            "features": ((features - mean) / scale).astype(np.float32),
+            "task": task_codes(ids, tasks),
+        }
+        spec = {"n_features": features.shape[1], "n_tasks": len(tasks)}
+        return inputs, spec, fitted
+
+    def _predict_inputs(self, X):
+        X = validate_data(self, X, reset=False, **self._X_check_params)
+        features, ids = self._split_columns(X)
+        return {"features": self._scale(features), "task": task_codes(ids, self.tasks_)}
+
+    def _fit(self, X, y, **fit_params):
+        super()._fit(X, y, **fit_params)
+        self.n_tasks_ = len(self.tasks_)
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False
+        tags.classifier_tags.multi_label = False
+        tags.input_tags.string = False
+        return tags
