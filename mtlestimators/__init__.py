@@ -10,6 +10,8 @@ from ._autotask import AutoTaskClassifier
 from ._base import MultiTaskClassifierBase, NetEstimatorBase
 from ._baselines import CrossStitchClassifier, PLEClassifier, SNRClassifier
 from ._calibration import PerTaskCalibratedClassifier
+from ._gallery import GalleryEmbedder
+from ._gallery_index import GalleryIndex
 from ._mmoe import MMoEClassifier
 from ._mssm import MSSMClassifier
 from ._multitask_dnn import MultiTaskDNNClassifier
@@ -24,6 +26,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "AutoTaskClassifier",
     "CrossStitchClassifier",
+    "GalleryEmbedder",
+    "GalleryIndex",
     "MMoEClassifier",
     "MSSMClassifier",
     "MultiTaskClassifierBase",

@@ -6,6 +6,7 @@ from ._adult import (
     load_adult_multitask,
     load_adult_scenarios,
 )
+from ._galleries import load_mnist_5k, make_digit_galleries
 from ._synthetic import make_multitask_classification
 
 __all__ = [
@@ -13,5 +14,7 @@ __all__ = [
     "load_adult",
     "load_adult_multitask",
     "load_adult_scenarios",
+    "load_mnist_5k",
+    "make_digit_galleries",
     "make_multitask_classification",
 ]

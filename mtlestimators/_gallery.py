@@ -1,0 +1,522 @@
+"""GalleryEmbedder: multi-task image-gallery representations.
+
+Gutelman & Levin, "Efficient Image Gallery Representations at Scale Through
+Multi-Task Learning", SIGIR 2020: a shared image encoder (VGG16 with its
+first four blocks frozen), mean pooling over the gallery, and one 2-layer head
+per task (section 3.2), trained jointly with pseudo-uniform loss weighting or
+Kendall et al.'s uncertainty weighting (section 3.3).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import numbers
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ._base import NetEstimatorBase, _name_of, resolve_optimizer
+from ._gallery_backbone import build_encoder
+from ._gallery_data import (
+    GalleryDataset,
+    PackedGalleries,
+    check_galleries,
+    pack_galleries,
+)
+from ._gallery_pooling import POOLINGS, check_pooling
+from ._net import MultiTaskNet
+from ._targets import (
+    drop_unlabelled_rows,
+    encode_targets,
+    missing_mask,
+    normalize_labels,
+    resolve_tasks,
+    task_names_of,
+)
+
+
+class GalleryModule(nn.Module):
+    """Shared encoder -> per-gallery pooling -> one 2-layer head per task.
+
+    ``forward(images, lengths)`` takes a packed batch (all images of B
+    galleries, (N, 3, S, S), and the B gallery lengths) and returns one
+    output per task: a logit (B,) for binary, logits (B, C) for multiclass,
+    a value (B,) for regression. The heads are FC + ReLU then a linear
+    output; sigmoid/softmax live in the loss and in ``predict_tasks``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        embedding_dim: int,
+        output_dims: list[int],
+        task_kinds: list[str],
+        head_units: int = 256,
+        pooling: str = "mean",
+        attention_units: int = 128,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.task_kinds = list(task_kinds)
+        if pooling == "attention":
+            self.pooling = POOLINGS[pooling](embedding_dim, attention_units)
+        else:
+            self.pooling = POOLINGS[pooling](embedding_dim)
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(embedding_dim, head_units),
+                nn.ReLU(),
+                nn.Linear(head_units, d),
+            )
+            for d in output_dims
+        )
+        self.prepared = False
+
+    def embed(self, images: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(images)  # (N, D)
+        n = len(lengths)
+        segments = torch.repeat_interleave(torch.arange(n, device=h.device), lengths)
+        return self.pooling(h, segments, n)  # (B, D)
+
+    def forward(self, images, lengths) -> tuple[torch.Tensor, ...]:
+        z = self.embed(images, lengths)  # (B, D)
+        outputs = []
+        for head, kind in zip(self.heads, self.task_kinds):
+            out = head(z)  # (B, d)
+            outputs.append(out if kind == "multiclass" else out[:, 0])
+        return tuple(outputs)
+
+    def prepare(self, y: np.ndarray) -> None:
+        """Start each regression head at its task's mean label, so the first
+        epochs are not spent learning the offset of the target."""
+        with torch.no_grad():
+            for k, kind in enumerate(self.task_kinds):
+                values = y[:, k][~np.isnan(y[:, k])]
+                if kind == "regression" and values.size:
+                    self.heads[k][-1].bias.fill_(float(values.mean()))
+        self.prepared = True
+
+
+class GalleryNet(MultiTaskNet):
+    """:class:`MultiTaskNet` over galleries: a :class:`GalleryDataset` read by
+    a ``DataLoader`` whose ``collate_fn`` packs a batch of galleries into one
+    encoder pass (:class:`PackedGalleries`)."""
+
+    def __init__(self, module, **kwargs):
+        for prefix in ("iterator_train", "iterator_valid"):
+            kwargs.setdefault(prefix, DataLoader)
+            kwargs.setdefault(f"{prefix}__collate_fn", pack_galleries)
+        super().__init__(module, **kwargs)
+
+    def get_dataset(self, X, y=None):
+        if not isinstance(X, GalleryDataset):
+            raise TypeError(f"GalleryNet needs a GalleryDataset, got {type(X)}.")
+        return X if y is None else X.with_targets(y)
+
+    def infer(self, x, **fit_params):
+        x = x.to(self.device)
+        return self.module_(x.images, x.lengths, **fit_params)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if not self.module_.prepared and y is not None:
+            self.module_.prepare(np.asarray(y, dtype=np.float32))
+
+    def gallery_iterator(self, dataset, batch_size=None, num_workers=None):
+        """The eval-time DataLoader, with batch size and workers overridable
+        after fit (they do not change the model)."""
+        params = self.get_params_for("iterator_valid")
+        params["batch_size"] = batch_size or params.get("batch_size", self.batch_size)
+        if num_workers is not None:
+            params["num_workers"] = num_workers
+        return self.iterator_valid(dataset, **params)
+
+    def embed(
+        self, dataset: GalleryDataset, progress=False, batch_size=None, num_workers=None
+    ) -> np.ndarray:
+        """Pooled gallery embeddings (n, D) float32, in eval mode."""
+        self._set_training(False)
+        out = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(dataset), unit="gallery", delay=2.0, file=sys.stderr)
+        with torch.no_grad():
+            for batch, _ in self.gallery_iterator(dataset, batch_size, num_workers):
+                batch: PackedGalleries = batch.to(self.device)
+                out.append(self.module_.embed(batch.images, batch.lengths).cpu())
+                if bar is not None:
+                    bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+
+class GalleryEmbedder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetEstimatorBase
+):
+    """Multi-task image-gallery embeddings (Gutelman & Levin, SIGIR 2020).
+
+    Every image of a gallery goes through one shared encoder (a torchvision
+    classification model cut below its classifier); the image vectors are
+    pooled per gallery by a permutation-invariant function; one 2-layer head
+    per task (FC + ReLU, then a sigmoid / softmax / linear output) trains on
+    the gallery-level targets. ``transform`` returns the pooled embedding,
+    for downstream probes (``FrozenEstimator``) and retrieval
+    (:class:`GalleryIndex`).
+
+    A batch packs the images of all its galleries into one encoder pass and
+    pools by segment: no padding to the longest gallery, no loop over
+    galleries.
+
+    Parameters
+    ----------
+    backbone : str or nn.Module, default="vgg16"
+        A torchvision classification model name (the paper uses ``"vgg16"``),
+        ``"small_vgg"`` (the library's 3-block VGG-style network for CPU runs),
+        or an ``nn.Module`` mapping (N, 3, S, S) images to (N, D) vectors or
+        (N, D, h, w) maps (averaged). A module is copied, never trained in
+        place; an ``nn.Sequential`` counts its children as blocks.
+    weights : None, str or path, default=None
+        None (random initialization), a torchvision weights name such as
+        ``"IMAGENET1K_V1"`` or ``"VGG16_Weights.IMAGENET1K_V1"`` (read from the
+        local torch hub cache: no download is attempted), or the path of a
+        local state_dict file saved from the same architecture.
+    trainable_layers : int or None, default=None
+        How many of the encoder's last blocks train; the others are frozen.
+        None trains all. The paper: ``trainable_layers=1`` (VGG16's last of
+        five blocks) with ImageNet weights. ResNets have 5 blocks (stem and
+        four stages); other models count the children of ``features``.
+    image_size : int, default=224
+        Images are resized (bilinear, antialiased) to image_size x image_size
+        and normalized with the ImageNet mean and standard deviation.
+    pooling : {"mean", "max", "attention"}, default="mean"
+        Per-gallery pooling: the paper's mean, element-wise max, or learned
+        attention pooling (Ilse et al. 2018; ``module__attention_units``).
+    head_units : int, default=256
+        Width of each task head's hidden layer.
+    tasks : dict {column: kind}, list of kinds or None, default=None
+        Kinds ``"binary"``, ``"multiclass"``, ``"regression"``; None infers
+        each column's kind from its labels.
+    loss_weighter : str, class or nn.Module, default="pseudo_uniform"
+        ``"pseudo_uniform"`` (paper: weight 1 for classification, 1/variance
+        for regression), ``"uncertainty"`` (Kendall et al.), or any plugin.
+    lr : float, default=1e-4
+        Adam learning rate (the paper's value, for pretrained weights; from
+        random weights 1e-3 trains faster).
+    max_epochs : int, default=10
+    batch_size : int, default=16
+        Galleries per batch.
+    num_workers : int, default=0
+        DataLoader workers that decode and resize the images (file paths are
+        read there).
+    optimizer : str or torch.optim.Optimizer subclass, default="adam"
+    callbacks : list of skorch callbacks, optional
+    warm_start : bool, default=False
+    verbose : int, default=1
+        1 prints skorch's epoch table, and a progress bar over galleries for
+        embedding passes longer than 2 seconds; 0 is silent.
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+    random_state : int, RandomState or None, default=None
+        Seeds the initialization and shuffling; the same int gives the same
+        model.
+    train_split : callable or None, default=None
+        skorch's validation split, e.g. ``skorch.dataset.ValidSplit(0.2)``.
+    **kwargs
+        Routed parameters: ``optimizer__*``, ``module__*``,
+        ``loss_weighter__*``, ``callbacks__*``, ``iterator_train__*``,
+        ``iterator_valid__*`` (DataLoader arguments).
+
+    Attributes
+    ----------
+    net_ : GalleryNet
+        The fitted skorch net.
+    history_ : skorch.History
+    embedding_dim_ : int
+        Width of ``transform``'s output.
+    task_specs_ : list of TaskSpec
+    task_names_ : ndarray of str
+    n_tasks_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mtlestimators import GalleryEmbedder
+    >>> rng = np.random.RandomState(0)
+    >>> galleries = [rng.randint(0, 255, size=(k, 12, 12), dtype=np.uint8)
+    ...              for k in rng.randint(2, 6, size=40)]
+    >>> y = np.column_stack([rng.randint(0, 2, 40), rng.normal(size=40)])
+    >>> emb = GalleryEmbedder(backbone="small_vgg", image_size=12, max_epochs=2,
+    ...                       lr=1e-3, verbose=0, random_state=0)
+    >>> emb.fit(galleries, y).transform(galleries[:3]).shape
+    (3, 128)
+    >>> [spec.kind for spec in emb.task_specs_]
+    ['binary', 'regression']
+    """
+
+    def __init__(
+        self,
+        backbone="vgg16",
+        weights=None,
+        trainable_layers: int | None = None,
+        image_size: int = 224,
+        pooling: str = "mean",
+        head_units: int = 256,
+        tasks=None,
+        loss_weighter="pseudo_uniform",
+        lr: float = 1e-4,
+        max_epochs: int = 10,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        optimizer="adam",
+        callbacks=None,
+        warm_start: bool = False,
+        verbose: int = 1,
+        device: str = "cpu",
+        random_state=None,
+        train_split=None,
+        **kwargs,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.trainable_layers = trainable_layers
+        self.image_size = image_size
+        self.pooling = pooling
+        self.head_units = head_units
+        self.tasks = tasks
+        self.loss_weighter = loss_weighter
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.optimizer = optimizer
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.random_state = random_state
+        self.train_split = train_split
+        vars(self).update(kwargs)
+
+    # ------------------------------------------------------------- building
+    def _build_module(self, specs):
+        check_pooling(self.pooling)
+        if (
+            not isinstance(self.head_units, numbers.Integral)
+            or isinstance(self.head_units, bool)
+            or self.head_units < 1
+        ):
+            raise ValueError(
+                f"head_units must be a positive integer, got {self.head_units!r}."
+            )
+        # The encoder's random initialization follows random_state too.
+        with torch.random.fork_rng():
+            torch.manual_seed(self._seed())
+            encoder, dim = build_encoder(
+                self.backbone, self.weights, self.trainable_layers, self.image_size
+            )
+        return GalleryModule, {
+            "encoder": encoder,
+            "embedding_dim": dim,
+            "output_dims": [s.output_dim for s in specs],
+            "task_kinds": [s.kind for s in specs],
+            "head_units": int(self.head_units),
+            "pooling": self.pooling,
+        }
+
+    def _check_component_params(self, routed, module_cls) -> None:
+        loader_keys = [k for k in routed if k.startswith("iterator_")]
+        others = {k: v for k, v in routed.items() if k not in loader_keys}
+        super()._check_component_params(others, module_cls)
+        accepted = [
+            p
+            for p in inspect.signature(DataLoader).parameters
+            if p not in ("self", "dataset", "batch_size")
+        ]
+        for key in loader_keys:
+            prefix, _, name = key.partition("__")
+            if name not in accepted:
+                close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
+                hint = f" Did you mean '{prefix}__{close[0]}'?" if close else ""
+                raise ValueError(
+                    f"{key!r} is not a parameter of torch's DataLoader.{hint}"
+                )
+
+    def _check_num_workers(self) -> int:
+        if (
+            not isinstance(self.num_workers, numbers.Integral)
+            or isinstance(self.num_workers, bool)
+            or self.num_workers < 0
+        ):
+            raise ValueError(
+                f"num_workers must be an integer >= 0, got {self.num_workers!r}."
+            )
+        return int(self.num_workers)
+
+    def _build_net(self, module_cls, module_params, specs, device, routed):
+        kwargs = {f"module__{k}": v for k, v in module_params.items()}
+        for prefix in ("iterator_train", "iterator_valid"):
+            kwargs[f"{prefix}__num_workers"] = self._check_num_workers()
+        kwargs.update(routed)
+        callbacks = self.callbacks
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(
+                f"callbacks must be a list of skorch callbacks or None, got "
+                f"{callbacks!r}."
+            )
+        return GalleryNet(
+            module_cls,
+            task_kinds=[s.kind for s in specs],
+            loss_weighter=self.loss_weighter,
+            optimizer=resolve_optimizer(self.optimizer),
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            callbacks=list(callbacks) if callbacks is not None else None,
+            train_split=self.train_split,
+            warm_start=True,
+            verbose=int(self.verbose),
+            device=device,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ fit
+    def _check_targets(self, y, n_galleries: int):
+        if y is None:
+            raise ValueError(
+                "GalleryEmbedder requires y to be passed, but the target y is "
+                "None. Give a (n_galleries, n_tasks) table of task labels."
+            )
+        y_array = check_array(
+            y,
+            dtype=None,
+            ensure_2d=False,
+            ensure_all_finite="allow-nan",
+            input_name="y",
+        )
+        if y_array.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D (n, n_tasks), got {y_array.shape}.")
+        if len(y_array) != n_galleries:
+            raise ValueError(
+                f"X has {n_galleries} galleries but y has {len(y_array)} rows; give "
+                "one label row per gallery."
+            )
+        if y_array.ndim == 2:
+            names = task_names_of(y, y_array.shape[1])
+        else:
+            names = [_name_of(y)]
+        return y_array.reshape(len(y_array), -1), names
+
+    def fit(self, X, y=None, **fit_params):
+        """Train the encoder and task heads on galleries X and task table y.
+
+        X is a sequence of galleries (see the class docstring); y is
+        (n_galleries, n_tasks) with NaN for a missing label, or 1-D for one
+        task. Returns self; a call that fails leaves a fitted model as it was.
+        """
+        return super().fit(X, y, **fit_params)
+
+    def _fit(self, X, y, **fit_params):
+        if fit_params:
+            raise TypeError(
+                f"GalleryEmbedder.fit got unexpected arguments {sorted(fit_params)}."
+            )
+        galleries = check_galleries(X)
+        y2, names = self._check_targets(y, len(galleries))
+        if y2.shape[1] == 0:
+            raise ValueError("y has no columns; give at least one task.")
+        keep = drop_unlabelled_rows(y2)
+        galleries, y2 = [galleries[i] for i in keep], y2[keep]
+        specs = resolve_tasks(y2, names, self.tasks)
+        Y = encode_targets(y2, specs)
+        self._check_num_workers()
+        dataset = GalleryDataset(galleries, self.image_size)
+        net, config = self._train(dataset, Y, specs, {})
+
+        self.net_ = net
+        self._net_config_ = config
+        self.history_ = net.history
+        self.task_specs_ = specs
+        self.n_tasks_ = len(specs)
+        self.task_names_ = np.asarray(names, dtype=object)
+        self.embedding_dim_ = int(net.module_.heads[0][0].in_features)
+        return self
+
+    # ------------------------------------------------------------ inference
+    def _dataset(self, X) -> GalleryDataset:
+        check_is_fitted(self)
+        return GalleryDataset(check_galleries(X), self.image_size)
+
+    def transform(self, X) -> np.ndarray:
+        """Pooled gallery embeddings, float32 (n_galleries, embedding_dim_)."""
+        dataset = self._dataset(X)
+        return self.net_.embed(
+            dataset,
+            progress=bool(self.verbose),
+            batch_size=self.batch_size,
+            num_workers=self._check_num_workers(),
+        )
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.embedding_dim_
+
+    def predict_tasks(self, X) -> pd.DataFrame:
+        """Per-task predictions, one column per task: class labels for
+        classification tasks (from the classes seen in fit), values for
+        regression tasks."""
+        outputs = self.net_.task_outputs(self._dataset(X))
+        columns = {}
+        for spec, out in zip(self.task_specs_, outputs):
+            if spec.kind == "binary":
+                columns[spec.name] = spec.classes[(out > 0).long().numpy()]
+            elif spec.kind == "multiclass":
+                columns[spec.name] = spec.classes[out.argmax(dim=1).numpy()]
+            else:
+                columns[spec.name] = out.double().numpy()
+        return pd.DataFrame(columns)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean over tasks of each task's score on its labelled rows:
+        accuracy for classification tasks, R^2 for regression tasks."""
+        from sklearn.metrics import accuracy_score, r2_score
+
+        check_is_fitted(self)
+        y2 = np.asarray(y, dtype=object).reshape(len(y), -1)
+        if y2.shape[1] != self.n_tasks_:
+            raise ValueError(
+                f"y has {y2.shape[1]} column(s) but the model was fit on "
+                f"{self.n_tasks_} tasks; pass one column per task."
+            )
+        pred = self.predict_tasks(X)
+        missing = missing_mask(y2)
+        weights = None if sample_weight is None else np.asarray(sample_weight)
+        scores = []
+        for k, spec in enumerate(self.task_specs_):
+            rows = ~missing[:, k]
+            if not rows.any():
+                continue
+            truth = normalize_labels(y2[rows, k])
+            guess = pred.iloc[:, k].to_numpy()[rows]
+            w = None if weights is None else weights[rows]
+            if spec.kind == "regression":
+                scores.append(r2_score(truth.astype(float), guess, sample_weight=w))
+            else:
+                scores.append(accuracy_score(truth, guess, sample_weight=w))
+        return float(np.mean(scores))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
