@@ -64,6 +64,11 @@ def task_vocabulary(ids: np.ndarray) -> np.ndarray:
 
 def task_codes(ids: np.ndarray, tasks: np.ndarray) -> np.ndarray:
     """int64 codes: 1..N for the ids in ``tasks``, 0 (unseen) for any other."""
+    if len(ids) <= 64:  # a dict lookup beats building pandas indexes
+        lookup = {task: code for code, task in enumerate(tasks, start=1)}
+        return np.fromiter(
+            (lookup.get(i, UNSEEN_TASK) for i in ids), dtype=np.int64, count=len(ids)
+        )
     index = pd.Index(tasks, dtype=object).get_indexer(pd.Index(ids, dtype=object))
     return (index + 1).astype(np.int64)
 
@@ -106,7 +111,7 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         names = getattr(self, "feature_names_in_", None)
         j = task_column_index(self.task_column, X.shape[1], names)
         ids = np.asarray(X[:, j], dtype=object)
-        if pd.isna(pd.Series(ids, dtype=object)).any():
+        if pd.isna(ids).any():
             column = names[j] if names is not None else j
             raise ValueError(
                 f"The task column ({column!r}) of X has missing task ids "
@@ -114,13 +119,16 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
                 "of its own (e.g. 'unknown') for rows whose task is not known."
             )
         features = np.delete(X, j, axis=1)
-        features = check_array(
-            features,
-            dtype=np.float64,
-            ensure_min_features=0,
-            input_name="X",
-        )
-        return features, ids
+        try:
+            converted = np.asarray(features, dtype=np.float64)
+        except (TypeError, ValueError):
+            converted = None
+        if converted is None or not np.isfinite(converted).all():
+            # The slow path, for scikit-learn's own error messages.
+            converted = check_array(
+                features, dtype=np.float64, ensure_min_features=0, input_name="X"
+            )
+        return converted, ids
 
     def _scale(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.feature_mean_) / self.feature_scale_).astype(
