@@ -73,6 +73,13 @@ def task_codes(ids: np.ndarray, tasks: np.ndarray) -> np.ndarray:
     return (index + 1).astype(np.int64)
 
 
+def _is_dense_frame(X) -> bool:
+    """A pandas DataFrame without sparse columns."""
+    if not isinstance(X, pd.DataFrame):
+        return False
+    return not any(isinstance(t, pd.SparseDtype) for t in X.dtypes)
+
+
 class ScenarioClassifierBase(MultiTaskClassifierBase):
     """Classifier over numeric features plus a task-id column of X.
 
@@ -172,7 +179,14 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         return inputs, spec, fitted
 
     def _predict_inputs(self, X):
-        X = validate_data(self, X, reset=False, **self._X_check_params)
+        if _is_dense_frame(X) and len(X):
+            # validate_data's column-by-column dtype checks cost more than the
+            # model on a single row; the feature names and count are checked
+            # here, the values in _split_columns.
+            validate_data(self, X, reset=False, skip_check_array=True)
+            X = X.to_numpy(dtype=object)
+        else:
+            X = validate_data(self, X, reset=False, **self._X_check_params)
         features, ids = self._split_columns(X)
         return {"features": self._scale(features), "task": task_codes(ids, self.tasks_)}
 
