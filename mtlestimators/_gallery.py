@@ -137,6 +137,16 @@ class GalleryNet(MultiTaskNet):
             params["num_workers"] = num_workers
         return self.iterator_valid(dataset, **params)
 
+    def task_outputs(self, X, batch_size=None, num_workers=None):
+        """Eval-mode module outputs for a GalleryDataset, one CPU tensor per
+        task, computed over packed batches."""
+        self._set_training(False)
+        parts = []
+        with torch.no_grad():
+            for batch, _ in self.gallery_iterator(X, batch_size, num_workers):
+                parts.append([out.cpu() for out in self.infer(batch)])
+        return tuple(torch.cat(part) for part in zip(*parts))
+
     def embed(
         self, dataset: GalleryDataset, progress=False, batch_size=None, num_workers=None
     ) -> np.ndarray:
@@ -473,7 +483,11 @@ class GalleryEmbedder(
         """Per-task predictions, one column per task: class labels for
         classification tasks (from the classes seen in fit), values for
         regression tasks."""
-        outputs = self.net_.task_outputs(self._dataset(X))
+        outputs = self.net_.task_outputs(
+            self._dataset(X),
+            batch_size=self.batch_size,
+            num_workers=self._check_num_workers(),
+        )
         columns = {}
         for spec, out in zip(self.task_specs_, outputs):
             if spec.kind == "binary":

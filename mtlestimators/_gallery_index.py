@@ -44,7 +44,7 @@ class GalleryIndex:
         Number of hash tables (more: higher recall, more candidates).
     n_projections : int, default=4
         Random projections per table (more: smaller buckets).
-    bucket_length : float, default=0.5
+    bucket_length : float, default=1.0
         Width ``r`` of a bucket along each projection, in units of the
         normalized embeddings.
     n_neighbors : int, default=5
@@ -75,7 +75,7 @@ class GalleryIndex:
         embedder=None,
         n_tables: int = 8,
         n_projections: int = 4,
-        bucket_length: float = 0.5,
+        bucket_length: float = 1.0,
         n_neighbors: int = 5,
         random_state=None,
     ):
