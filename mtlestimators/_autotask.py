@@ -439,7 +439,13 @@ class AutoTaskClassifier(ScenarioClassifierBase):
                 "soft_target gives teacher probabilities of the positive class, "
                 f"so y must be binary; y has {len(specs[0].classes)} classes."
             )
-        soft = np.asarray(soft, dtype=np.float64)
+        try:
+            soft = np.asarray(soft, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "soft_target must hold probabilities (numbers in [0, 1], NaN to "
+                "use the hard label of a row)."
+            ) from None
         if soft.ndim == 2 and soft.shape[1] == 2:
             soft = soft[:, 1]
         soft = soft[keep]

@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from ._scenario import task_column_index, task_vocabulary
+from ._scenario import task_codes, task_column_index, task_vocabulary
 
 METHODS = ("sigmoid", "isotonic")
 _EPS = 1e-7
@@ -47,12 +47,26 @@ class SigmoidCalibration:
             grad_z = q - t
             return value, np.array([grad_z @ f, grad_z.sum()])
 
-        result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+        # a >= 0 keeps the map monotone increasing (it never inverts a ranking)
+        result = minimize(
+            loss,
+            np.array([1.0, 0.0]),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, None), (None, None)],
+        )
         self.a_, self.b_ = (float(v) for v in result.x)
         return self
 
     def predict(self, p: np.ndarray) -> np.ndarray:
         return expit(self.a_ * logit(np.clip(p, _EPS, 1 - _EPS)) + self.b_)
+
+
+class IdentityCalibration:
+    """Leaves scores as they are (no calibration data for them)."""
+
+    def predict(self, p: np.ndarray) -> np.ndarray:
+        return np.array(p, dtype=float)
 
 
 class IsotonicCalibration:
@@ -80,8 +94,10 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
     refit on all rows), or, for an estimator that is already fitted and
     wrapped in :class:`sklearn.frozen.FrozenEstimator`, on the rows given to
     ``fit`` (the paper's "each task's calibration data"). Tasks with fewer
-    than ``min_task_samples`` calibration rows or a single class, and task
-    ids not seen in ``fit``, use a global map fit on all rows.
+    than ``min_task_samples`` calibration rows or a single class use a
+    global map fit on all rows; task ids the model never saw go through its
+    unseen-task path, so they get a map fit on the calibration rows scored
+    that way (``unseen_calibrator_``).
 
     Parameters
     ----------
@@ -106,7 +122,12 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
     calibrators_ : dict
         ``{task id: map}`` for the tasks with a map of their own.
     global_calibrator_ : map
-        Used for every other task id.
+        Used for tasks the model knows that have no map of their own.
+    unseen_calibrator_ : map or None
+        Used for task ids the model did not see in its fit: fit on the
+        calibration rows scored as an unseen task (their id replaced by one
+        the model never saw). None when the estimator does not list its
+        tasks (``tasks_``); the global map is used then.
     tasks_ : ndarray of object
         Task ids seen in ``fit``.
     classes_ : ndarray of shape (2,)
@@ -170,6 +191,37 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
             return np.asarray(X.iloc[:, j], dtype=object)
         return np.asarray(np.asarray(X, dtype=object)[:, j], dtype=object)
 
+    def _fit_map(self, scores, target):
+        """A map on ``scores``, or the identity when they cannot fit one."""
+        if len(target) < 2 or not 0 < target.sum() < len(target):
+            return IdentityCalibration()
+        return _calibrator(self.method).fit(scores, target)
+
+    def _unseen_scores(self, estimator, X, column):
+        """Positive-class scores of X's rows with their task id replaced by
+        one the estimator has not seen; None if it does not list its tasks."""
+        tasks = _tasks_of(estimator)
+        if tasks is None:
+            return None
+        names = getattr(X, "columns", None)
+        j = task_column_index(column, X.shape[1], names)
+        numeric = all(
+            isinstance(t, numbers.Real) and not isinstance(t, bool) for t in tasks
+        )
+        if numeric:
+            sentinel = float(max((abs(float(t)) for t in tasks), default=0.0)) + 1.0
+        else:
+            sentinel = "__unseen_task__"
+            while sentinel in set(tasks):
+                sentinel += "_"
+        if names is not None:
+            X = X.copy()
+            X[names[j]] = pd.Series([sentinel] * len(X), index=X.index, dtype=object)
+        else:
+            X = np.array(X, dtype=None if numeric else object, copy=True)
+            X[:, j] = sentinel
+        return self._positive_scores(estimator, X)
+
     @staticmethod
     def _positive_scores(estimator, X) -> np.ndarray:
         return np.asarray(estimator.predict_proba(X))[:, 1]
@@ -216,8 +268,11 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
             fitted = estimator
             check_is_fitted(fitted.estimator)
             scores = self._positive_scores(fitted, X)
+            known = _known_tasks(fitted, ids)
+            unseen = self._unseen_scores(fitted, X, column)
         else:
-            scores = np.empty(n)
+            scores, unseen = np.empty(n), np.empty(n)
+            known = np.zeros(n, dtype=bool)
             splitter = check_cv(self.cv, y, classifier=True)
             for train, test in splitter.split(X, y):
                 part = clone(estimator).fit(
@@ -225,7 +280,13 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
                     y[train],
                     **_rows(fit_params, train, n),
                 )
-                scores[test] = self._positive_scores(part, _safe_indexing(X, test))
+                X_test = _safe_indexing(X, test)
+                scores[test] = self._positive_scores(part, X_test)
+                known[test] = _known_tasks(part, ids[test])
+                part_unseen = self._unseen_scores(part, X_test, column)
+                unseen = None if part_unseen is None else unseen
+                if unseen is not None:
+                    unseen[test] = part_unseen
             fitted = clone(estimator).fit(X, y, **fit_params)
         classes = np.asarray(fitted.classes_)
         if len(classes) != 2:
@@ -241,10 +302,17 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
             )
         positive = (y == classes[1]).astype(float)
 
-        self.global_calibrator_ = _calibrator(self.method).fit(scores, positive)
+        # Maps are fit on the scores they will be applied to: a task's map and
+        # the global map on scores of rows whose task the model knew (in cv
+        # mode, a fold's model may not have seen a task); the unseen-task map
+        # on the same rows scored as an unseen task.
+        self.global_calibrator_ = self._fit_map(scores[known], positive[known])
+        self.unseen_calibrator_ = (
+            None if unseen is None else self._fit_map(unseen, positive)
+        )
         calibrators = {}
         for task in task_vocabulary(ids):
-            rows = _matches(ids, task)
+            rows = _matches(ids, task) & known
             target = positive[rows]
             if rows.sum() >= self.min_task_samples and 0 < target.sum() < len(target):
                 calibrators[task] = _calibrator(self.method).fit(scores[rows], target)
@@ -266,6 +334,10 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         scores = self._positive_scores(self.estimator_, X)
         ids = self._task_ids(X, self._task_column(self._base_estimator()))
         p = self.global_calibrator_.predict(scores)
+        if self.unseen_calibrator_ is not None:
+            unseen = ~_known_tasks(self.estimator_, ids)
+            if unseen.any():
+                p[unseen] = self.unseen_calibrator_.predict(scores[unseen])
         for task, calibrator in self.calibrators_.items():
             rows = _matches(ids, task)
             if rows.any():
@@ -281,6 +353,20 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         tags.classifier_tags.multi_class = False
         tags.non_deterministic = False
         return tags
+
+
+def _tasks_of(estimator):
+    inner = getattr(estimator, "estimator", estimator)  # FrozenEstimator
+    return getattr(inner, "tasks_", None)
+
+
+def _known_tasks(estimator, ids) -> np.ndarray:
+    """Rows whose task id the estimator saw in fit (all rows when it does not
+    list its tasks)."""
+    tasks = _tasks_of(estimator)
+    if tasks is None:
+        return np.ones(len(ids), dtype=bool)
+    return task_codes(np.asarray(ids, dtype=object), tasks) != 0
 
 
 def _check_X(X):

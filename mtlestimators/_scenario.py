@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Hashable
 
 import numpy as np
 import pandas as pd
@@ -53,24 +54,59 @@ def task_column_index(task_column, n_columns: int, feature_names) -> int:
     )
 
 
+def _unhashable(ids) -> TypeError:
+    example = next((i for i in ids if not isinstance(i, Hashable)), None)
+    return TypeError(
+        f"Task ids must be hashable labels (strings, numbers, tuples); the task "
+        f"column holds {type(example).__name__} values such as {example!r}."
+    )
+
+
+def _object_array(values) -> np.ndarray:
+    """A 1-D object array holding ``values`` as they are (tuples stay tuples)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
 def task_vocabulary(ids: np.ndarray) -> np.ndarray:
     """The distinct task ids, sorted when they are comparable."""
-    unique = pd.unique(pd.Series(ids, dtype=object))
     try:
-        return np.asarray(sorted(unique), dtype=object)
+        unique = pd.unique(pd.Series(ids, dtype=object))
+    except TypeError:
+        raise _unhashable(ids) from None
+    try:
+        return _object_array(sorted(unique))
     except TypeError:  # mixed, incomparable ids: keep their order of appearance
-        return np.asarray(list(unique), dtype=object)
+        return _object_array(unique)
 
 
 def task_codes(ids: np.ndarray, tasks: np.ndarray) -> np.ndarray:
     """int64 codes: 1..N for the ids in ``tasks``, 0 (unseen) for any other."""
-    if len(ids) <= 64:  # a dict lookup beats building pandas indexes
-        lookup = {task: code for code, task in enumerate(tasks, start=1)}
-        return np.fromiter(
-            (lookup.get(i, UNSEEN_TASK) for i in ids), dtype=np.int64, count=len(ids)
-        )
-    index = pd.Index(tasks, dtype=object).get_indexer(pd.Index(ids, dtype=object))
+    try:
+        if len(ids) <= 64:  # a dict lookup beats building pandas indexes
+            lookup = {task: code for code, task in enumerate(tasks, start=1)}
+            return np.fromiter(
+                (lookup.get(i, UNSEEN_TASK) for i in ids),
+                dtype=np.int64,
+                count=len(ids),
+            )
+        index = pd.Index(tasks, dtype=object).get_indexer(pd.Index(ids, dtype=object))
+    except TypeError:
+        raise _unhashable(ids) from None
     return (index + 1).astype(np.int64)
+
+
+def _with_missing_as_nan(features: np.ndarray):
+    """float64 features with None/pandas.NA as NaN, or None if some value is
+    not a number (check_array then raises scikit-learn's error)."""
+    objects = np.array(features, dtype=object)
+    missing = np.asarray(pd.isna(objects), dtype=bool)
+    objects[missing] = np.nan
+    try:
+        return objects.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def _is_dense_frame(X) -> bool:
@@ -96,7 +132,19 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
     _X_check_params = {"dtype": None, "ensure_all_finite": False}
 
     def _validate_xy(self, X, y):
-        X, y = super()._validate_xy(X, y)
+        try:
+            X_checked, y = super()._validate_xy(X, y)
+        except TypeError:
+            if isinstance(X, pd.DataFrame):
+                names = [str(c) for c in X.columns if X[c].isna().any()]
+                if names:
+                    raise ValueError(
+                        f"Input X contains NaN (pandas.NA) in column(s) {names}; "
+                        "the features must be finite numbers: impute them "
+                        "first (e.g. sklearn.impute.SimpleImputer)."
+                    ) from None
+            raise
+        X = X_checked
         if y.ndim == 2:
             if y.shape[1] != 1:
                 raise ValueError(
@@ -105,6 +153,13 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
                     f"shape {y.shape}; pass a 1-D y."
                 )
             y = column_or_1d(y, warn=True)
+        n_missing = int(pd.isna(y).sum())
+        if n_missing:
+            raise ValueError(
+                f"y has {n_missing} missing label(s) (NaN/None); "
+                f"{type(self).__name__} needs the label of every row. Drop "
+                "the unlabelled rows from X and y."
+            )
         if type_of_target(y, input_name="y") == "continuous":
             raise ValueError(
                 "Unknown label type: continuous. y holds class labels (e.g. "
@@ -129,11 +184,14 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         try:
             converted = np.asarray(features, dtype=np.float64)
         except (TypeError, ValueError):
-            converted = None
+            converted = _with_missing_as_nan(features)
         if converted is None or not np.isfinite(converted).all():
             # The slow path, for scikit-learn's own error messages.
             converted = check_array(
-                features, dtype=np.float64, ensure_min_features=0, input_name="X"
+                features if converted is None else converted,
+                dtype=np.float64,
+                ensure_min_features=0,
+                input_name="X",
             )
         return converted, ids
 
@@ -143,8 +201,23 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         )
 
     def _fit_inputs(self, X, X_input=None):
+        if _is_dense_frame(X_input):
+            # As at predict: the frame's own values, so integer task ids stay
+            # integers (validate_data would give a mixed frame one dtype).
+            X = X_input.to_numpy(dtype=object)
         features, ids = self._split_columns(X)
         resume = self.warm_start and hasattr(self, "tasks_")
+        if resume:
+            previous = self._previous_feature_names
+            current = getattr(self, "feature_names_in_", None)
+            if (previous is None) != (current is None) or (
+                previous is not None and not np.array_equal(previous, current)
+            ):
+                raise ValueError(
+                    "warm_start=True continues training the fitted net, but X's "
+                    "columns differ from the first fit's (names or order); pass "
+                    "the columns as in the first fit, or set warm_start=False."
+                )
         if resume and features.shape[1] == len(self.feature_mean_):
             # Continue with the fitted task codes and scaling: refitting them
             # would attach the trained task embeddings to other scenarios.
@@ -191,7 +264,13 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         return {"features": self._scale(features), "task": task_codes(ids, self.tasks_)}
 
     def _fit(self, X, y, **fit_params):
-        super()._fit(X, y, **fit_params)
+        # validate_data replaces feature_names_in_ before _fit_inputs runs;
+        # warm_start compares the new columns with the fitted ones.
+        self._previous_feature_names = getattr(self, "feature_names_in_", None)
+        try:
+            super()._fit(X, y, **fit_params)
+        finally:
+            del self._previous_feature_names
         self.n_tasks_ = len(self.tasks_)
         return self
 

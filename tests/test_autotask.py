@@ -135,7 +135,8 @@ def test_learns_the_scenarios_and_task_ids_matter(fitted):
 
 
 def test_unseen_task_id_predicts_with_the_general_path(fitted):
-    model, X, y = fitted
+    model, _, _ = fitted
+    X, y = scenario_data(n=400, seed=2)  # rows not seen in training
     X_new = X.assign(scenario="never-seen")
     proba = model.predict_proba(X_new)[:, 1]
     assert np.isfinite(proba).all()
@@ -221,6 +222,10 @@ def test_distillation_then_fine_tuning_through_a_pipeline():
     pipe.fit(X, y, autotaskclassifier__soft_target=teacher)
     first = model.net_.module_.head.weight.detach().clone()
     assert len(model.history_) == 3
+    # The routed teacher reached the loss: same model and seed on hard labels
+    # trains to a different net.
+    hard = clone(model).fit(X, y)
+    assert not torch.equal(hard.net_.module_.head.weight, first)
     pipe.set_params(autotaskclassifier__warm_start=True)
     pipe.fit(X, y)  # fine-tune on the hard labels
     assert len(model.history_) == 6
@@ -287,3 +292,45 @@ def test_multiclass_labels_and_soft_targets():
     assert model.predict_proba(X).shape == (len(X), 3)
     with pytest.raises(ValueError, match="y must be binary"):
         clone(model).fit(X, y3, soft_target=np.full(len(y), 0.5))
+
+
+def test_task_ids_keep_their_type():
+    X, y = scenario_data(n=200)
+    big = {"ads": 10**17 + 1, "hotel": 10**17 + 2, "store": 10**17 + 3}
+    X_int = X.assign(scenario=X["scenario"].map(big).astype("int64"))
+    model = AutoTaskClassifier(
+        task_column="scenario", max_epochs=1, verbose=0, random_state=0
+    ).fit(X_int, y)
+    assert model.tasks_.tolist() == sorted(big.values())
+    codes = model._predict_inputs(X_int)["task"]
+    assert set(codes) == {1, 2, 3}  # no row is mistaken for an unseen task
+    pairs = X.assign(scenario=[(s, 1) for s in X["scenario"]])
+    model.fit(pairs, y)
+    assert model.tasks_.shape == (3,)
+    assert model.tasks_[0] == ("ads", 1)
+    assert model.predict_proba(pairs.iloc[:5]).shape == (5, 2)
+
+
+def test_warm_start_refuses_reordered_columns():
+    X, y = scenario_data(n=200)
+    model = AutoTaskClassifier(
+        task_column="scenario", max_epochs=1, verbose=0, random_state=0
+    ).fit(X, y)
+    model.set_params(warm_start=True)
+    with pytest.raises(ValueError, match="columns differ from the first fit"):
+        model.fit(X[["f1", "f0", "f2", "f3", "scenario"]], y)
+    model.fit(X, y)  # same columns: continues
+    assert len(model.history_) == 2
+
+
+def test_messages_for_missing_values_and_odd_ids():
+    X, y = scenario_data(n=100)
+    model = AutoTaskClassifier(task_column="scenario", max_epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.fit(X.astype({"f0": "Float64"}).assign(f0=pd.NA), y)
+    with pytest.raises(TypeError, match="Task ids must be hashable"):
+        model.fit(X.assign(scenario=[[1]] * len(X)), y)
+    with pytest.raises(ValueError, match="soft_target must hold probabilities"):
+        model.fit(X, y, soft_target=np.array(["high"] * len(y)))
+    with pytest.raises(ValueError, match="missing label"):
+        model.fit(X, np.where(np.arange(len(y)) < 3, np.nan, y))

@@ -99,3 +99,40 @@ def test_errors_name_the_fix():
 
     with pytest.raises(ValueError, match="task_column=<index or name>"):
         PerTaskCalibratedClassifier(FrozenEstimator(NoTaskColumn().fit(X, y))).fit(X, y)
+
+
+def test_unseen_tasks_get_the_map_fit_on_unseen_path_scores():
+    X, y = scenario_data(n=900)
+    model = AutoTaskClassifier(
+        task_column="scenario", max_epochs=8, verbose=0, random_state=0
+    ).fit(X[:600], y[:600])
+    calibrated = PerTaskCalibratedClassifier(FrozenEstimator(model)).fit(
+        X[600:], y[600:]
+    )
+    assert calibrated.unseen_calibrator_ is not None
+    new = X[600:].assign(scenario="brand-new")
+    raw = model.predict_proba(new)[:, 1]
+    np.testing.assert_allclose(
+        calibrated.predict_proba(new)[:, 1],
+        calibrated.unseen_calibrator_.predict(raw),
+    )
+    # Seen tasks keep their own maps.
+    seen = X[600:]
+    rows = (seen["scenario"] == "ads").to_numpy()
+    np.testing.assert_allclose(
+        calibrated.predict_proba(seen)[rows, 1],
+        calibrated.calibrators_["ads"].predict(model.predict_proba(seen)[rows, 1]),
+    )
+
+
+def test_platt_slope_is_never_negative():
+    # Scores that are anti-correlated with the labels: an unconstrained fit
+    # would flip the ranking; the bounded one stays monotone (a = 0).
+    rng = np.random.RandomState(0)
+    p = rng.uniform(0.05, 0.95, size=500)
+    y = (rng.uniform(size=500) > p).astype(int)
+    from mtlestimators._calibration import SigmoidCalibration
+
+    fitted = SigmoidCalibration().fit(p, y)
+    assert fitted.a_ >= 0.0
+    assert np.all(np.diff(fitted.predict(np.sort(p))) >= 0)

@@ -6,11 +6,18 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mtlestimators.utils import all_estimators
-from tests._harness import fast_instance, make_data, outputs
+from tests._harness import (
+    check_instance,
+    expected_failed_checks,
+    fast_instance,
+    make_data,
+    outputs,
+    param_prefix,
+    preprocessor,
+)
 
 ESTIMATORS = [cls for _, cls in all_estimators()]
 
@@ -21,7 +28,10 @@ def test_discovery_finds_the_estimators():
     assert not any(name.endswith("Base") for name in names)
 
 
-@parametrize_with_checks([cls(verbose=0) for cls in ESTIMATORS])
+@parametrize_with_checks(
+    [check_instance(cls) for cls in ESTIMATORS],
+    expected_failed_checks=expected_failed_checks,
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -33,32 +43,34 @@ def estimator(request):
 
 def test_clone_keeps_params_and_drops_fit(estimator):
     X, y, _, _ = make_data(estimator)
-    estimator.set_params(optimizer__weight_decay=1e-4)
+    key = param_prefix(estimator) + "optimizer__weight_decay"
+    estimator.set_params(**{key: 1e-4})
     fitted = clone(estimator).fit(X, y)
     copy = clone(fitted)
-    assert copy.get_params()["optimizer__weight_decay"] == 1e-4
+    assert copy.get_params()[key] == 1e-4
     assert copy.get_params().keys() == estimator.get_params().keys()
     assert not hasattr(copy, "net_")
 
 
 def test_works_in_a_pipeline(estimator):
     X, y, X_test, _ = make_data(estimator)
-    pipe = make_pipeline(StandardScaler(), estimator).fit(X, y)
+    pipe = make_pipeline(preprocessor(estimator), estimator).fit(X, y)
     assert outputs(pipe, X_test).shape[0] == len(X_test)
 
 
 def test_grid_search_with_two_jobs(estimator):
     X, y, _, _ = make_data(estimator)
+    prefix = param_prefix(estimator)
     grid = GridSearchCV(
         estimator,
-        {"lr": [1e-3, 1e-2], "optimizer__weight_decay": [0.0, 1e-4]},
+        {prefix + "lr": [1e-3, 1e-2], prefix + "optimizer__weight_decay": [0.0, 1e-4]},
         # y has NaN (missing labels), which scikit-learn's check_cv cannot
         # stratify on: an explicit splitter is required (docs/usage.md).
         cv=KFold(2, shuffle=True, random_state=0),
         n_jobs=2,
         error_score="raise",
     ).fit(X, y)
-    assert set(grid.best_params_) == {"lr", "optimizer__weight_decay"}
+    assert set(grid.best_params_) == {prefix + "lr", prefix + "optimizer__weight_decay"}
     assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
 
 
@@ -80,6 +92,7 @@ def test_refit_with_same_seed_is_identical(estimator):
 
 def test_different_seeds_give_different_models(estimator):
     X, y, X_test, _ = make_data(estimator)
-    first = outputs(clone(estimator).set_params(random_state=0).fit(X, y), X_test)
-    second = outputs(clone(estimator).set_params(random_state=1).fit(X, y), X_test)
+    key = param_prefix(estimator) + "random_state"
+    first = outputs(clone(estimator).set_params(**{key: 0}).fit(X, y), X_test)
+    second = outputs(clone(estimator).set_params(**{key: 1}).fit(X, y), X_test)
     assert not np.array_equal(first, second)

@@ -132,6 +132,8 @@ def load_adult_scenarios(
     """
     from sklearn.model_selection import train_test_split
 
+    if isinstance(unseen_tasks, str):
+        unseen_tasks = (unseen_tasks,)
     frame = load_adult()
     frame = frame[frame["occupation"].notna()].reset_index(drop=True)
     occupation = frame["occupation"].astype(str)
@@ -141,32 +143,33 @@ def load_adult_scenarios(
             f"unseen_tasks {unknown} are not occupations of the Adult data; "
             f"they are {sorted(set(occupation))}."
         )
-    columns = [
-        frame[c].astype(float) for c in _NUMERIC
-    ]  # numeric features first, in the file's order
+    y = (frame["income"] == ">50K").astype(int).rename("income")
+    held_out = occupation.isin(list(unseen_tasks)).to_numpy()
+    seen = np.flatnonzero(~held_out)
+    train_rows, test_rows = train_test_split(
+        seen,
+        test_size=test_size,
+        random_state=random_state,
+        stratify=scenario_strata(occupation.iloc[seen], y.iloc[seen]),
+    )
+    test_rows = np.concatenate([test_rows, np.flatnonzero(held_out)])
+
+    # Numeric features first, in the file's order; then one-hot columns whose
+    # categories (rare ones merged) are chosen on the training rows only.
+    columns = [frame[c].astype(float) for c in _NUMERIC]
     for column in ADULT_COLUMNS:
         if column in _NUMERIC or column in ("education", "occupation", "income"):
             continue
         values = frame[column].astype(object).where(frame[column].notna(), "missing")
-        share = values.value_counts(normalize=True)
-        rare = set(share.index[share < min_frequency])
-        values = values.where(~values.isin(rare), "other")
-        for category in sorted(set(values)):
+        share = values.iloc[train_rows].value_counts(normalize=True)
+        kept = set(share.index[share >= min_frequency])
+        values = values.where(values.isin(kept), "other")
+        for category in sorted(set(values.iloc[train_rows])):
             columns.append(
                 (values == category).astype(float).rename(f"{column}={category}")
             )
     X = pd.concat(columns, axis=1)
     X["occupation"] = occupation.astype(object)
-    y = (frame["income"] == ">50K").astype(int).rename("income")
-    held_out = occupation.isin(list(unseen_tasks)).to_numpy()
-    seen = np.flatnonzero(~held_out)
-    strata = occupation.iloc[seen] + "|" + y.iloc[seen].astype(str)
-    counts = strata.value_counts()
-    strata = strata.where(strata.map(counts) >= 2, "rare")
-    train_rows, test_rows = train_test_split(
-        seen, test_size=test_size, random_state=random_state, stratify=strata
-    )
-    test_rows = np.concatenate([test_rows, np.flatnonzero(held_out)])
     return Bunch(
         X_train=X.iloc[np.sort(train_rows)].reset_index(drop=True),
         X_test=X.iloc[np.sort(test_rows)].reset_index(drop=True),
@@ -177,3 +180,20 @@ def load_adult_scenarios(
         seen_tasks=sorted(set(occupation[~held_out])),
         feature_names=[c for c in X.columns if c != "occupation"],
     )
+
+
+def scenario_strata(task: pd.Series, y: pd.Series) -> np.ndarray:
+    """Stratification labels task|label for a split; a stratum with a single
+    row falls back to its task, and a task with a single row to the largest
+    stratum, so every label has at least two rows."""
+    strata = (task.astype(str) + "|" + y.astype(str)).to_numpy(dtype=object)
+    for fallback in (task.astype(str).to_numpy(dtype=object), None):
+        labels, counts = np.unique(strata, return_counts=True)
+        lonely = np.isin(strata, labels[counts < 2])
+        if not lonely.any():
+            break
+        if fallback is None:
+            strata[lonely] = labels[np.argmax(counts)]
+        else:
+            strata[lonely] = fallback[lonely]
+    return strata
