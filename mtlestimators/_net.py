@@ -97,6 +97,12 @@ class MultiTaskNet(NeuralNet):
             if isinstance(component, nn.Module) and component.training != training:
                 component.train(training)
 
+    def on_epoch_end(self, net, **kwargs):
+        super().on_epoch_end(net, **kwargs)
+        epoch_end = getattr(self.loss_weighter_, "epoch_end", None)
+        if epoch_end is not None:
+            epoch_end()
+
     def get_dataset(self, X, y=None):
         if isinstance(X, TensorData):
             return X

@@ -10,12 +10,15 @@ True where the task has at least one labelled row in the batch. A task without
 one has loss 0; weighters whose other terms would still act on it (such as
 ``uncertainty``'s ``log sigma``) use the mask to leave it out.
 
-Optional hook
--------------
+Optional hooks
+--------------
 ``prepare(y, task_kinds)`` is called once at the start of a fresh fit with the
 encoded training targets (float array (n, K), NaN where missing; class indices
 for classification tasks) and the kind of each task. Statistics it keeps must
 live in buffers so they follow device moves, ``state_dict`` and pickling.
+
+``epoch_end()`` is called after every training epoch (``dwa`` uses it to turn
+the epoch's mean task losses into the next epoch's weights).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ __all__ = [
     "UniformWeighter",
     "PseudoUniformWeighter",
     "UncertaintyWeighter",
+    "DWAWeighter",
+    "RLWWeighter",
 ]
 
 
@@ -156,3 +161,91 @@ class UncertaintyWeighter(LossWeighter):
             # alone would push sigma to 0 and inflate the task's weight.
             terms = terms * labelled.to(terms.dtype)
         return terms.sum()
+
+
+class DWAWeighter(LossWeighter):
+    """Dynamic Weight Average (Liu, Johns & Davison, CVPR 2019, eq. 7)::
+
+        w_k(t) = K exp(r_k(t-1) / T) / sum_i exp(r_i(t-1) / T),
+        r_k(t-1) = L_k(t-1) / L_k(t-2)
+
+    with ``L_k(t)`` the mean training loss of task k over epoch t (its
+    labelled batches). The first two epochs use w_k = 1. A task whose loss
+    falls more slowly gets more weight. Weights change only between epochs
+    (the :meth:`epoch_end` hook); evaluation uses the current ones.
+
+    Parameters
+    ----------
+    n_tasks : int
+    temperature : float, default=2.0
+        T; the paper uses 2. Larger T gives weights closer to uniform.
+    """
+
+    def __init__(self, n_tasks: int, temperature: float = 2.0):
+        super().__init__(n_tasks)
+        if not float(temperature) > 0:
+            raise ValueError(
+                f"temperature must be a positive number, got {temperature!r}."
+            )
+        self.temperature = float(temperature)
+        self.register_buffer("weights", torch.ones(self.n_tasks))
+        # Mean loss of the last two finished epochs (row 0 older), and the
+        # running sum and count of the current one.
+        self.register_buffer("history", torch.full((2, self.n_tasks), float("nan")))
+        self.register_buffer("running", torch.zeros(self.n_tasks))
+        self.register_buffer("count", torch.zeros(self.n_tasks))
+
+    def forward(
+        self, losses: torch.Tensor, labelled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        self._check(losses)
+        if self.training:
+            seen = (
+                torch.ones_like(losses)
+                if labelled is None
+                else labelled.to(losses.dtype)
+            )
+            self.running += losses.detach() * seen
+            self.count += seen
+        return (self.weights * losses).sum()
+
+    def epoch_end(self) -> None:
+        """Close the epoch: store its mean losses and update the weights."""
+        if not bool((self.count > 0).any()):
+            return
+        mean = torch.where(
+            self.count > 0, self.running / self.count.clamp(min=1), self.history[1]
+        )
+        self.history[0] = self.history[1]
+        self.history[1] = mean
+        self.running.zero_()
+        self.count.zero_()
+        if bool(torch.isnan(self.history).any()):
+            return  # fewer than two epochs: keep w = 1
+        ratio = self.history[1] / self.history[0].clamp(min=1e-12)
+        self.weights.copy_(
+            self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
+        )
+
+    def extra_repr(self) -> str:
+        return f"n_tasks={self.n_tasks}, temperature={self.temperature}"
+
+
+class RLWWeighter(LossWeighter):
+    """Random Loss Weighting (Lin et al., TMLR 2022): at every training step
+    the weights are ``softmax(z)`` with ``z ~ N(0, I_K)``, a fresh draw per
+    batch; ``L = sum_k w_k L_k``. The weights sum to 1, as in the paper (so
+    the total is K times smaller than ``uniform``'s; scale ``lr`` if you
+    compare the two). Draws come from torch's generator, which the
+    estimators seed from ``random_state``. In evaluation the expected
+    weights 1/K are used, so validation losses are deterministic.
+    """
+
+    def forward(self, losses: torch.Tensor) -> torch.Tensor:
+        self._check(losses)
+        if self.training:
+            z = torch.randn(self.n_tasks, device=losses.device)
+            weights = torch.softmax(z, dim=0).to(losses.dtype)
+        else:
+            weights = torch.full_like(losses, 1.0 / self.n_tasks)
+        return (weights * losses).sum()

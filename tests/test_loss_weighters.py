@@ -7,7 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtlestimators.loss_weighters import (
+    DWAWeighter,
     PseudoUniformWeighter,
+    RLWWeighter,
     UncertaintyWeighter,
     UniformWeighter,
 )
@@ -108,3 +110,62 @@ def test_uncertainty_leaves_out_tasks_without_labels_in_the_batch():
     assert total.item() == pytest.approx(0.7)
     assert weighter.log_variance.grad[1].item() == 0.0
     assert weighter.log_variance.grad[0].item() == pytest.approx(-0.7 + 0.5)
+
+
+def test_dwa_weights_follow_the_loss_ratio_formula():
+    dwa = DWAWeighter(2, temperature=2.0).train()
+    epochs = [  # per-batch task losses of three epochs
+        [[1.0, 2.0], [3.0, 2.0]],  # epoch means 2.0, 2.0
+        [[1.0, 1.5], [1.0, 1.5]],  # epoch means 1.0, 1.5
+        [[0.5, 1.0]],
+    ]
+    for batches in epochs[:2]:
+        for losses in batches:
+            value = dwa(torch.tensor(losses))
+            assert value.item() == pytest.approx(sum(losses))  # w = 1 so far
+        dwa.epoch_end()
+    # r = (1.0 / 2.0, 1.5 / 2.0); w = K softmax(r / T)
+    r = np.array([0.5, 0.75]) / 2.0
+    expected = 2 * np.exp(r) / np.exp(r).sum()
+    np.testing.assert_allclose(dwa.weights.numpy(), expected, rtol=1e-6)
+    assert expected[1] > expected[0]  # the slower task gets more weight
+    value = dwa(torch.tensor(epochs[2][0]))
+    assert value.item() == pytest.approx(float(expected @ epochs[2][0]), rel=1e-6)
+
+
+def test_dwa_skips_tasks_without_labels_in_the_epoch_mean():
+    dwa = DWAWeighter(2).train()
+    dwa(torch.tensor([1.0, 0.0]), labelled=torch.tensor([True, False]))
+    dwa(torch.tensor([3.0, 4.0]), labelled=torch.tensor([True, True]))
+    dwa.epoch_end()
+    np.testing.assert_allclose(dwa.history[1].numpy(), [2.0, 4.0])
+
+
+def test_rlw_draws_softmax_normal_weights_per_step():
+    rlw = RLWWeighter(3).train()
+    losses = torch.tensor([1.0, 2.0, 3.0])
+    torch.manual_seed(0)
+    values = [rlw(losses).item() for _ in range(200)]
+    torch.manual_seed(0)
+    z = torch.randn(3)
+    w = torch.softmax(z, dim=0)
+    assert values[0] == pytest.approx(float(w @ losses), rel=1e-6)
+    assert len(set(values)) == 200  # a fresh draw every step
+    assert 1.0 < min(values) and max(values) < 3.0  # convex combinations
+    assert np.mean(values) == pytest.approx(2.0, abs=0.1)  # E[w] = 1/K
+    rlw.eval()
+    assert rlw(losses).item() == pytest.approx(2.0)
+
+
+def test_dwa_trains_inside_an_estimator():
+    from mtlestimators import SharedBottomClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 4)).astype("float32")
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(float)
+    clf = SharedBottomClassifier(
+        loss_weighter="dwa", max_epochs=4, verbose=0, random_state=0
+    ).fit(X, Y)
+    weights = clf.net_.loss_weighter_.weights
+    assert weights.sum().item() == pytest.approx(2.0, rel=1e-5)
+    assert not torch.equal(weights, torch.ones(2))  # updated after epoch 2
