@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
+from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import nn
 
@@ -96,6 +97,64 @@ class MultiTaskNet(NeuralNet):
             component = getattr(self, name + "_")
             if isinstance(component, nn.Module) and component.training != training:
                 component.train(training)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The module's trainable parameters that several tasks share: its
+        ``shared_parameters()`` if it defines one, else every parameter
+        outside ``module.towers`` (each task's own tower)."""
+        own = getattr(self.module_, "shared_parameters", None)
+        if own is not None:
+            params = list(own())
+        else:
+            towers = getattr(self.module_, "towers", None)
+            skip = set() if towers is None else {id(p) for p in towers.parameters()}
+            params = [p for p in self.module_.parameters() if id(p) not in skip]
+        return [p for p in params if p.requires_grad]
+
+    def train_step_single(self, batch, **fit_params):
+        combine = getattr(self.loss_weighter_, "combine_gradients", None)
+        if combine is None:
+            return super().train_step_single(batch, **fit_params)
+        # Gradient-level weighting: the weighter sees the per-task losses and
+        # the shared parameters and leaves every parameter's .grad set.
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        self.module_.keep_shared_representation = True
+        try:
+            y_pred = self.infer(Xi, **fit_params)
+        finally:
+            self.module_.keep_shared_representation = False
+        representation = getattr(self.module_, "shared_representation", None)
+        self.module_.shared_representation = None  # no graph kept on the module
+        y_true = to_tensor(yi, device=self.device)
+        task_losses = self.criterion_(y_pred, y_true)
+        regularization = getattr(self.module_, "regularization", None)
+        extra = (
+            regularization()
+            if regularization is not None
+            else torch.zeros((), device=task_losses.device)
+        )
+        shared = self.shared_parameters()
+        shared_ids = {id(p) for p in shared}
+        own = [
+            p for p in self.get_all_learnable_params_list() if id(p) not in shared_ids
+        ]
+        loss = combine(
+            task_losses,
+            shared_parameters=shared,
+            task_parameters=own,
+            labelled=~torch.isnan(y_true).all(dim=0),
+            regularization=extra,
+            representation=representation,
+        )
+        return {"loss": loss, "y_pred": y_pred}
+
+    def get_all_learnable_params_list(self) -> list[nn.Parameter]:
+        """Every trainable parameter of the module (and criterion); the loss
+        weighter's own parameters are left to the weighter."""
+        params = [p for _, p in self.get_all_learnable_params()]
+        weighter = {id(p) for p in self.loss_weighter_.parameters()}
+        return [p for p in params if p.requires_grad and id(p) not in weighter]
 
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)

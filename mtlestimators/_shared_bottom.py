@@ -32,6 +32,9 @@ class SharedBottomModule(nn.Module):
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
         h = self.bottom(X)  # (B, H)
+        if getattr(self, "keep_shared_representation", False):
+            # Read by gradient-level weighters (MGDA-UB), then cleared.
+            self.shared_representation = h
         return tuple(tower(h) for tower in self.towers)
 
 

@@ -17,6 +17,12 @@ encoded training targets (float array (n, K), NaN where missing; class indices
 for classification tasks) and the kind of each task. Statistics it keeps must
 live in buffers so they follow device moves, ``state_dict`` and pickling.
 
+``combine_gradients(losses, *, shared_parameters, task_parameters, labelled,
+regularization, representation)`` replaces the backward pass of a training
+step: a weighter that defines it (see :class:`GradientWeighter`) gets the
+per-task losses with their graph and must leave ``.grad`` set on every
+parameter; it returns the loss value to log.
+
 ``epoch_end()`` is called after every training epoch (``dwa`` uses it to turn
 the epoch's mean task losses into the next epoch's weights).
 """
@@ -36,6 +42,7 @@ __all__ = [
     "UncertaintyWeighter",
     "DWAWeighter",
     "RLWWeighter",
+    "GradientWeighter",
 ]
 
 
@@ -249,3 +256,91 @@ class RLWWeighter(LossWeighter):
         else:
             weights = torch.full_like(losses, 1.0 / self.n_tasks)
         return (weights * losses).sum()
+
+
+class GradientWeighter(LossWeighter):
+    """Base of the gradient-level methods (PCGrad, MGDA, GradNorm, CAGrad...).
+
+    The net calls :meth:`combine_gradients` instead of ``loss.backward()``
+    with the per-task losses (K,), the *shared* parameters (used by several
+    tasks: everything outside the module's ``towers``, or the module's own
+    ``shared_parameters()``), the *task* parameters (the rest), the (K,)
+    mask of tasks labelled in the batch, the module's regularization term
+    and, when the module exposes it, the shared representation the towers
+    read (``shared_representation``, for methods that work on it).
+
+    The default does what most methods need: task parameters get the plain
+    gradient of ``sum_k L_k + regularization`` (a tower only sees its own
+    task); for the shared parameters, the per-task gradients ``g_k`` of the
+    labelled tasks are stacked into a (K', P) matrix that :meth:`combine`
+    turns into one update direction (P,), to which the regularization's
+    gradient is added. That matrix is the known memory cost of these
+    methods: K' times the shared parameter count. Subclasses implement
+    :meth:`combine`, or override :meth:`combine_gradients` (MGDA-UB works
+    on the representation instead).
+
+    ``forward`` (used for validation losses and logging) is the plain sum.
+    """
+
+    def forward(self, losses: torch.Tensor, labelled=None) -> torch.Tensor:
+        self._check(losses)
+        return losses.sum()
+
+    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """One direction (P,) from per-task gradients (K', P) and losses (K',)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _backward(value: torch.Tensor, inputs) -> None:
+        inputs = list(inputs)
+        if inputs and value.requires_grad:
+            value.backward(inputs=inputs, retain_graph=True)
+
+    @staticmethod
+    def task_gradients(losses, parameters, tasks) -> torch.Tensor:
+        """Flattened gradients of ``losses[k]`` for each k in ``tasks``, (K', P)."""
+        rows = []
+        for k in tasks:
+            grads = torch.autograd.grad(
+                losses[k], parameters, retain_graph=True, allow_unused=True
+            )
+            rows.append(
+                torch.cat(
+                    [
+                        (torch.zeros_like(p) if g is None else g).reshape(-1)
+                        for g, p in zip(grads, parameters)
+                    ]
+                )
+            )
+        return torch.stack(rows)
+
+    @staticmethod
+    def add_to_grad(parameters, direction: torch.Tensor) -> None:
+        """Accumulate a flat direction (P,) into the parameters' ``.grad``."""
+        start = 0
+        for p in parameters:
+            n = p.numel()
+            piece = direction[start : start + n].view_as(p)
+            p.grad = piece.clone() if p.grad is None else p.grad + piece
+            start += n
+
+    def combine_gradients(
+        self,
+        losses,
+        *,
+        shared_parameters,
+        task_parameters,
+        labelled,
+        regularization,
+        representation=None,
+    ) -> torch.Tensor:
+        self._check(losses)
+        total = losses.sum() + regularization
+        self._backward(total, task_parameters)
+        self._backward(regularization, shared_parameters)
+        tasks = [k for k in range(self.n_tasks) if bool(labelled[k])]
+        if shared_parameters and tasks:
+            grads = self.task_gradients(losses, shared_parameters, tasks)
+            direction = self.combine(grads, losses[tasks].detach())
+            self.add_to_grad(shared_parameters, direction.detach())
+        return total.detach()
