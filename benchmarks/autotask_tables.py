@@ -335,7 +335,7 @@ def main() -> None:
     for metric, name in (
         ("roc_auc", "ROC AUC"),
         ("pr_auc", "PR AUC"),
-        ("log_loss", "log loss"),
+        ("log_loss", "log loss x 100, lower is better"),
     ):
         out.append(
             table(
