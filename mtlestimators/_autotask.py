@@ -181,7 +181,9 @@ class AutoTaskModule(nn.Module):
 
     def feature_tokens(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Facet 1 before flattening: (B, d, e1)."""
-        h = self.value_embed_1(x.unsqueeze(-1)) + self.position_embed_1
+        # x_j * w + b, the Linear(1, e1) map without a matmul per token
+        embed = self.value_embed_1
+        h = x.unsqueeze(-1) * embed.weight[:, 0] + (embed.bias + self.position_embed_1)
         if self.task_embed_1 is not None:
             h = h + self.task_embed_1(task).unsqueeze(1)
         return self.facet_1(h)

@@ -194,7 +194,7 @@ class MultiTaskNet(NeuralNet):
         n = len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
         step = self.batch_size if self.batch_size and self.batch_size > 0 else n
         parts = []
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, max(n, 1), max(step, 1)):
                 if isinstance(data, dict):
                     out = self.module_(
