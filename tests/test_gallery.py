@@ -385,3 +385,16 @@ def test_attention_and_max_pooling_train():
         assert np.isfinite(Z).all() and Z.shape == (40, 128)
     emb.set_params(pooling="attention", module__attention_units=8).fit(galleries, y)
     assert emb.net_.module_.pooling.score[0].out_features == 8
+
+
+@pytest.mark.cuda
+def test_fits_and_embeds_on_cuda():
+    galleries, y = _galleries()
+    emb = GalleryEmbedder(
+        **{**FAST, "device": "cuda"}, loss_weighter="uncertainty", max_epochs=2
+    ).fit(galleries, y)
+    assert next(emb.net_.module_.parameters()).is_cuda
+    assert emb.net_.loss_weighter_.log_variance.is_cuda
+    Z = emb.transform(galleries)
+    assert Z.dtype == np.float32 and np.isfinite(Z).all()
+    assert emb.predict_tasks(galleries).shape == (40, 3)
