@@ -152,7 +152,7 @@ def check_galleries(X, argument: str = "X") -> list[list]:
         ):
             X = X.astype(np.float64)  # numbers held as objects
     if isinstance(X, np.ndarray) and X.dtype.kind in "US":  # file paths
-        X = X.tolist() if X.ndim == 2 else X
+        X = X.tolist()
     if isinstance(X, np.ndarray) and X.dtype != object:
         if X.ndim == 1:
             raise ValueError(

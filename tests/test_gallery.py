@@ -321,6 +321,7 @@ def test_an_image_size_the_backbone_cannot_encode_is_explained():
         ([[np.zeros((4, 4, 5))]], "C = 1, 3 or 4"),
         ([["no/such/image.png"]], "does not exist"),
         ([[np.array(["a"])]], "dtype <U1"),
+        (np.array(["a.png", "b.png"]), r"X\[0\] is a single image"),
     ],
 )
 def test_bad_galleries_get_errors_that_name_the_gallery(X, match):
