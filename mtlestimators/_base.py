@@ -78,6 +78,15 @@ def resolve_optimizer(optimizer):
     )
 
 
+def class_probabilities(out: torch.Tensor) -> np.ndarray:
+    """(n, n_classes) probabilities from one task's output: a logit (n,) for
+    a binary task, logits (n, C) for a multiclass one."""
+    if out.ndim == 1:
+        p = torch.sigmoid(out.double()).numpy()
+        return np.column_stack([1.0 - p, p])
+    return torch.softmax(out.double(), dim=1).numpy()
+
+
 def _name_of(y) -> str:
     """Name of a single-task target: a DataFrame's column or a Series' name."""
     columns = getattr(y, "columns", None)
@@ -229,8 +238,16 @@ class NetEstimatorBase(BaseEstimator):
         }
         return {k: repr(v) for k, v in config.items()}
 
+    # The skorch net class; a model with its own data path subclasses it.
+    _net_class = MultiTaskNet
+
+    def _net_kwargs(self) -> dict:
+        """Extra keyword arguments for the net (e.g. iterator settings)."""
+        return {}
+
     def _build_net(self, module_cls, module_params, specs, device, routed):
         kwargs = {f"module__{k}": v for k, v in module_params.items()}
+        kwargs.update(self._net_kwargs())
         kwargs.update(
             (k, v)
             for k, v in routed.items()
@@ -242,7 +259,7 @@ class NetEstimatorBase(BaseEstimator):
                 f"callbacks must be a list of skorch callbacks or None, got "
                 f"{callbacks!r}."
             )
-        return MultiTaskNet(
+        return self._net_class(
             module_cls,
             task_kinds=[s.kind for s in specs],
             loss_weighter=self.loss_weighter,
@@ -470,10 +487,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         if self._multi():
             return np.column_stack([torch.sigmoid(o.double()).numpy() for o in outputs])
         (out,) = outputs
-        if out.ndim == 1:
-            p = torch.sigmoid(out.double()).numpy()
-            return np.column_stack([1.0 - p, p])
-        return torch.softmax(out.double(), dim=1).numpy()
+        return class_probabilities(out)
 
     def predict(self, X) -> np.ndarray:
         """Labels from ``classes_``: (n,) for one task, (n, K) for K tasks."""

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._base import NetEstimatorBase, _name_of, resolve_optimizer
+from ._base import NetEstimatorBase, _name_of
 from ._gallery_backbone import build_encoder
 from ._gallery_data import (
     GalleryDataset,
@@ -371,32 +371,13 @@ class GalleryEmbedder(
             )
         return int(self.num_workers)
 
-    def _build_net(self, module_cls, module_params, specs, device, routed):
-        kwargs = {f"module__{k}": v for k, v in module_params.items()}
-        for prefix in ("iterator_train", "iterator_valid"):
-            kwargs[f"{prefix}__num_workers"] = self._check_num_workers()
-        kwargs.update(routed)
-        callbacks = self.callbacks
-        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-            raise TypeError(
-                f"callbacks must be a list of skorch callbacks or None, got "
-                f"{callbacks!r}."
-            )
-        return GalleryNet(
-            module_cls,
-            task_kinds=[s.kind for s in specs],
-            loss_weighter=self.loss_weighter,
-            optimizer=resolve_optimizer(self.optimizer),
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            callbacks=list(callbacks) if callbacks is not None else None,
-            train_split=self.train_split,
-            warm_start=True,
-            verbose=int(self.verbose),
-            device=device,
-            **kwargs,
-        )
+    _net_class = GalleryNet
+
+    def _net_kwargs(self) -> dict:
+        workers = self._check_num_workers()
+        return {
+            f"{p}__num_workers": workers for p in ("iterator_train", "iterator_valid")
+        }
 
     # ------------------------------------------------------------------ fit
     def _check_targets(self, y, n_galleries: int):

@@ -11,6 +11,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._base import class_probabilities
 from ._layers import check_dropout, check_units, mlp, out_width
 from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
 from ._targets import TaskSpec
@@ -33,8 +34,14 @@ class BranchLayer(nn.Module):
         )
 
     def forward(self, h: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-        out = torch.bmm(h.unsqueeze(1), self.weight[branch]).squeeze(1)
-        return out + self.bias[branch]
+        # Rows pick their branch's weights through a one-hot matmul rather
+        # than indexing: indexing's backward accumulates with index_put,
+        # whose order is not deterministic on several threads.
+        n_branches, n_in, n_out = self.weight.shape
+        onehot = torch.nn.functional.one_hot(branch, n_branches).to(h.dtype)
+        weight = (onehot @ self.weight.view(n_branches, -1)).view(-1, n_in, n_out)
+        out = torch.bmm(h.unsqueeze(1), weight).squeeze(1)
+        return out + onehot @ self.bias
 
 
 class MultiTaskDNNModule(nn.Module):
@@ -205,11 +212,7 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         self._check_branch()
         check_is_fitted(self)
         own, general = self.net_.task_outputs(self._predict_inputs(X))
-        out = own if self.branch == "task" else general
-        if out.ndim == 1:
-            p = torch.sigmoid(out.double()).numpy()
-            return np.column_stack([1.0 - p, p])
-        return torch.softmax(out.double(), dim=1).numpy()
+        return class_probabilities(own if self.branch == "task" else general)
 
     def predict(self, X) -> np.ndarray:
         """Labels from ``classes_`` (n,), from the branch ``branch`` selects."""
