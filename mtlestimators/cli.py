@@ -41,17 +41,21 @@ def main(argv=None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list the loss weighters and gates found")
-    demo = commands.add_parser(
-        "demo", help="fit the library's models on bundled data and print scores"
+    # The demo parses its own options (--quick, --verbose, --help).
+    commands.add_parser(
+        "demo",
+        help="fit the library's models on bundled data and print scores",
+        add_help=False,
     )
-    demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.command == "plugins":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
         print(plugins_table())
         return 0
     from .demo import main as demo_main
 
-    demo_main(args.args)
+    demo_main(rest)
     return 0
 
 

@@ -203,7 +203,9 @@ def galleries(max_epochs: int, verbose: int, random_state: int) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mtlestimators demo", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="5 epochs instead of 10")
     parser.add_argument("--verbose", type=int, default=1, help="0 hides epoch tables")
     args = parser.parse_args(argv)

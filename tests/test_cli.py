@@ -28,3 +28,12 @@ def test_module_entry_point_runs():
         check=True,
     )
     assert done.stdout.strip() == plugins_table().strip()
+
+
+def test_demo_options_reach_the_demo(monkeypatch):
+    import mtlestimators.demo
+
+    seen = []
+    monkeypatch.setattr(mtlestimators.demo, "main", seen.append)
+    assert main(["demo", "--quick", "--verbose", "0"]) == 0
+    assert seen == [["--quick", "--verbose", "0"]]
