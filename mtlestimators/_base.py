@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import numbers
@@ -76,6 +77,30 @@ def resolve_optimizer(optimizer):
         f"optimizer must be a torch.optim.Optimizer subclass or a name, got "
         f"{optimizer!r}."
     )
+
+
+def _net_state(net) -> dict:
+    """Copies of what training a fitted net changes (see ``_restore_net_state``)."""
+    return {
+        "module": copy.deepcopy(net.module_.state_dict()),
+        "optimizer": copy.deepcopy(net.optimizer_.state_dict()),
+        "loss_weighter": copy.deepcopy(net.loss_weighter_.state_dict()),
+        "settings": {
+            k: getattr(net, k) for k in ("max_epochs", "verbose", "batch_size", "lr")
+        },
+    }
+
+
+def _restore_net_state(net, state: dict) -> None:
+    settings = state["settings"]
+    if net.lr != settings["lr"]:
+        net.set_params(lr=settings["lr"])
+    net.max_epochs = settings["max_epochs"]
+    net.verbose = settings["verbose"]
+    net.batch_size = settings["batch_size"]
+    net.module_.load_state_dict(state["module"])
+    net.optimizer_.load_state_dict(state["optimizer"])
+    net.loss_weighter_.load_state_dict(state["loss_weighter"])
 
 
 def class_probabilities(out: torch.Tensor) -> np.ndarray:
@@ -299,6 +324,10 @@ class NetEstimatorBase(BaseEstimator):
             torch.manual_seed(seed)
             if resume:
                 net = self.net_
+                # A continuation that fails part-way must leave the fitted
+                # model as it was: keep its weights, optimizer state and
+                # settings to put back.
+                saved = _net_state(net)
                 net.max_epochs = self.max_epochs
                 net.verbose = int(self.verbose)
                 net.batch_size = self.batch_size
@@ -311,8 +340,9 @@ class NetEstimatorBase(BaseEstimator):
             try:
                 net.partial_fit(X, Y)
             except BaseException:
-                if resume:  # drop the unfinished epoch's row
+                if resume:  # drop the unfinished epoch's rows, restore the rest
                     del net.history[done:]
+                    _restore_net_state(net, saved)
                 raise
         return net, config
 

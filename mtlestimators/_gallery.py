@@ -439,12 +439,13 @@ class GalleryEmbedder(
         self.n_tasks_ = len(specs)
         self.task_names_ = np.asarray(names, dtype=object)
         self.embedding_dim_ = int(net.module_.heads[0][0].in_features)
+        self.image_size_ = int(self.image_size)  # the size the encoder learned
         return self
 
     # ------------------------------------------------------------ inference
     def _dataset(self, X) -> GalleryDataset:
         check_is_fitted(self)
-        return GalleryDataset(check_galleries(X), self.image_size)
+        return GalleryDataset(check_galleries(X), self.image_size_)
 
     def transform(self, X) -> np.ndarray:
         """Pooled gallery embeddings, float32 (n_galleries, embedding_dim_)."""

@@ -100,6 +100,16 @@ def _blocks_of(model: nn.Module) -> list[nn.Module]:
     if isinstance(model, torchvision.models.ResNet):
         stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
         return [stem, model.layer1, model.layer2, model.layer3, model.layer4]
+    if isinstance(model, torchvision.models.SwinTransformer):
+        # Swin's features are channels-last (N, H, W, C): its own final norm
+        # and permute give (N, C, H, W) maps, which the encoder then pools.
+        return [*model.features, model.norm, model.permute]
+    for name in ("aux_logits",):  # GoogLeNet, Inception v3: one output in training
+        if getattr(model, name, False):
+            setattr(model, name, False)
+            for aux in ("AuxLogits", "aux1", "aux2"):
+                if hasattr(model, aux):
+                    setattr(model, aux, None)
     features = getattr(model, "features", None)
     if isinstance(features, nn.Sequential):
         blocks = list(features)
@@ -197,6 +207,8 @@ def _cached_weights(backbone: str, weights) -> dict:
 def _looks_like_path(value) -> bool:
     if isinstance(value, os.PathLike):
         return True
+    if isinstance(value, str) and os.path.isfile(value):
+        return True
     return isinstance(value, str) and (
         os.sep in value or "/" in value or value.endswith((".pt", ".pth", ".bin"))
     )
@@ -292,10 +304,17 @@ def build_encoder(
     try:
         with torch.no_grad():
             probe = encoder(torch.zeros(2, 3, image_size, image_size))
-    except RuntimeError as exc:
+    except (RuntimeError, AssertionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        fix = (
+            "this backbone needs the image size it was built for (e.g. 224 for "
+            "the ViTs)"
+            if isinstance(exc, AssertionError)
+            else "use a larger image_size"
+        )
         raise ValueError(
             f"backbone {label!r} cannot encode {image_size}x{image_size} images "
-            f"({str(exc).splitlines()[0]}); use a larger image_size."
+            f"({reason}); {fix}."
         ) from None
     encoder.train()
     if probe.ndim != 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -248,10 +249,20 @@ def _decode(image, where: str) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.dtype == torch.bool:
         tensor = tensor.float()
+    elif tensor.dtype == torch.uint16 or array.dtype == np.uint16:
+        tensor = tensor.float() / 65535.0  # 16-bit images
     elif not tensor.is_floating_point():
         tensor = tensor.float() / 255.0
     else:
         tensor = tensor.float()
+        if tensor.numel() and float(tensor.max()) > 1.0 + 1e-6:
+            warnings.warn(
+                f"A float image has values up to {float(tensor.max()):.4g}; float "
+                "images are read as intensities in [0, 1]. Divide 0-255 images "
+                "by 255 (or pass them as uint8).",
+                UserWarning,
+                stacklevel=2,
+            )
     if tensor.ndim == 2:
         tensor = tensor[None]  # (1, H, W)
     else:

@@ -399,3 +399,53 @@ def test_fits_and_embeds_on_cuda():
     Z = emb.transform(galleries)
     assert Z.dtype == np.float32 and np.isfinite(Z).all()
     assert emb.predict_tasks(galleries).shape == (40, 3)
+
+
+# ------------------------------------------------------- review follow-ups
+def test_transform_uses_the_image_size_fit_used(fitted, digits):
+    _, test = digits
+    before = fitted.transform(test.galleries[:5])
+    fitted.set_params(image_size=16)
+    try:
+        after = fitted.transform(test.galleries[:5])
+    finally:
+        fitted.set_params(image_size=8)
+    np.testing.assert_array_equal(after, before)
+    assert fitted.image_size_ == 8
+
+
+@pytest.mark.parametrize(
+    "backbone, size, dim", [("swin_t", 64, 768), ("googlenet", 64, 1024)]
+)
+def test_channels_last_and_auxiliary_output_backbones(backbone, size, dim):
+    torch.manual_seed(0)
+    encoder, got = build_encoder(backbone, None, None, size)
+    assert got == dim
+    encoder.train()  # GoogLeNet returns one tensor in training mode too
+    assert encoder(torch.zeros(2, 3, size, size)).shape == (2, dim)
+
+
+def test_vit_size_error_names_the_fix():
+    with pytest.raises(ValueError, match="needs the image size it was built for"):
+        build_encoder("vit_b_16", None, None, 64)
+
+
+def test_sixteen_bit_and_out_of_range_float_images(fitted, digits):
+    _, test = digits
+    galleries = test.galleries[:3]
+    as_uint16 = [g.astype(np.uint16) * 257 for g in galleries]
+    np.testing.assert_allclose(
+        fitted.transform(as_uint16), fitted.transform(galleries), atol=1e-5
+    )
+    with pytest.warns(UserWarning, match="float images are read as intensities"):
+        fitted.transform([g.astype(np.float32) for g in galleries])
+
+
+def test_a_weights_file_without_extension_is_read_as_a_path(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = small_vgg()
+    monkeypatch.chdir(tmp_path)
+    torch.save(model.state_dict(), "mystate")
+    encoder, _ = build_encoder("small_vgg", "mystate", None, 16)
+    first = next(encoder.parameters())
+    assert torch.equal(first, next(model.parameters()))

@@ -336,3 +336,35 @@ def test_warm_start_continuations_do_not_replay_the_same_shuffle():
     (seen,) = [cb.seen for _, cb in clf.net_.callbacks_ if isinstance(cb, FirstBatch)]
     assert len(seen) == 3
     assert not torch.equal(seen[1], seen[2])
+
+
+def test_a_failed_warm_start_continuation_leaves_the_model_as_it_was():
+    from skorch.callbacks import Callback
+
+    class FailAfterTwoBatches(Callback):
+        def __init__(self):
+            self.batches = 0
+
+        def on_batch_end(self, net, **kwargs):
+            self.batches += 1
+            if self.batches == 2:
+                raise RuntimeError("interrupted")
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4)).astype("float32")
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(float)
+    clf = SharedBottomClassifier(
+        max_epochs=2, batch_size=32, verbose=0, random_state=0, warm_start=True
+    ).fit(X, Y)
+    before = clf.predict_proba(X)
+    state = {
+        k: v.clone() for k, v in clf.net_.optimizer_.state_dict()["state"][0].items()
+    }
+    clf.net_.callbacks_.append(("fail", FailAfterTwoBatches()))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        clf.set_params(max_epochs=3, lr=0.01).fit(X, Y)  # two batches ran
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    after = clf.net_.optimizer_.state_dict()["state"][0]
+    assert all(torch.equal(state[k], after[k]) for k in state)
+    assert len(clf.history_) == 2
+    assert clf.net_.lr == 1e-3 and clf.net_.max_epochs == 2
