@@ -352,12 +352,6 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         self.train_split = train_split
         vars(self).update(kwargs)
 
-    # The paper's model has no loss weighting: one BCE over all rows.
-    loss_weighter = "uniform"
-    _routed_prefixes = tuple(
-        p for p in ScenarioClassifierBase._routed_prefixes if p != "loss_weighter"
-    )
-
     def _build_module(self, specs, n_features, n_tasks):
         if self.task_encoding not in TASK_ENCODINGS:
             raise ValueError(

@@ -173,7 +173,7 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
     def _task_column(self, estimator):
         if self.task_column is not None:
             return self.task_column
-        inner = getattr(estimator, "estimator", estimator)  # FrozenEstimator
+        inner = _unfrozen(estimator)
         column = getattr(inner, "task_column", None)
         if column is None:
             raise ValueError(
@@ -321,7 +321,7 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         self.tasks_ = task_vocabulary(ids)
         self.classes_ = classes
         for name in ("n_features_in_", "feature_names_in_"):
-            inner = getattr(fitted, "estimator", fitted)
+            inner = _unfrozen(fitted)
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
         return self
@@ -355,9 +355,13 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         return tags
 
 
+def _unfrozen(estimator):
+    """The estimator inside a FrozenEstimator (or the estimator itself)."""
+    return getattr(estimator, "estimator", estimator)
+
+
 def _tasks_of(estimator):
-    inner = getattr(estimator, "estimator", estimator)  # FrozenEstimator
-    return getattr(inner, "tasks_", None)
+    return getattr(_unfrozen(estimator), "tasks_", None)
 
 
 def _known_tasks(estimator, ids) -> np.ndarray:

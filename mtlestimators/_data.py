@@ -62,9 +62,13 @@ class TensorData(Dataset):
         y = None if self.y is None else self.y[index]
         return _take(self.X, index), y
 
+    def rows(self, index):
+        """X at ``index`` (a slice or an index tensor)."""
+        return _take(self.X, index)
+
     def batch(self, index: torch.Tensor):
         """One batch ``(X[index], y[index])``; y is a placeholder when absent."""
-        X = _take(self.X, index)
+        X = self.rows(index)
         y = (
             torch.zeros(len(index), device=index.device)
             if self.y is None

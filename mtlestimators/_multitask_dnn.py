@@ -169,11 +169,6 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         self.train_split = train_split
         vars(self).update(kwargs)
 
-    loss_weighter = "uniform"
-    _routed_prefixes = tuple(
-        p for p in ScenarioClassifierBase._routed_prefixes if p != "loss_weighter"
-    )
-
     def _check_branch(self) -> None:
         if self.branch not in BRANCHES:
             raise ValueError(

@@ -52,6 +52,11 @@ class MultiTaskLoss(nn.Module):
         return torch.stack(losses)  # (K,)
 
 
+def _labelled_tasks(y_true: torch.Tensor) -> torch.Tensor:
+    """(K,) bool: the task has at least one label in the batch."""
+    return ~torch.isnan(y_true).all(dim=0)
+
+
 class MultiTaskNet(NeuralNet):
     """skorch ``NeuralNet`` for multi-task modules.
 
@@ -128,33 +133,35 @@ class MultiTaskNet(NeuralNet):
         self.module_.shared_representation = None  # no graph kept on the module
         y_true = to_tensor(yi, device=self.device)
         task_losses = self.criterion_(y_pred, y_true)
-        regularization = getattr(self.module_, "regularization", None)
-        extra = (
-            regularization()
-            if regularization is not None
-            else torch.zeros((), device=task_losses.device)
-        )
         shared = self.shared_parameters()
-        shared_ids = {id(p) for p in shared}
-        own = [
-            p for p in self.get_all_learnable_params_list() if id(p) not in shared_ids
-        ]
         loss = combine(
             task_losses,
             shared_parameters=shared,
-            task_parameters=own,
-            labelled=~torch.isnan(y_true).all(dim=0),
-            regularization=extra,
+            task_parameters=self._task_parameters(shared),
+            labelled=_labelled_tasks(y_true),
+            regularization=self._regularization(task_losses.device),
             representation=representation,
         )
         return {"loss": loss, "y_pred": y_pred}
 
-    def get_all_learnable_params_list(self) -> list[nn.Parameter]:
-        """Every trainable parameter of the module (and criterion); the loss
-        weighter's own parameters are left to the weighter."""
-        params = [p for _, p in self.get_all_learnable_params()]
-        weighter = {id(p) for p in self.loss_weighter_.parameters()}
-        return [p for p in params if p.requires_grad and id(p) not in weighter]
+    def _task_parameters(self, shared) -> list[nn.Parameter]:
+        """The trainable parameters of the net that are not in ``shared``; the
+        loss weighter's own parameters are left to the weighter."""
+        skip = {id(p) for p in shared} | {
+            id(p) for p in self.loss_weighter_.parameters()
+        }
+        return [
+            p
+            for _, p in self.get_all_learnable_params()
+            if p.requires_grad and id(p) not in skip
+        ]
+
+    def _regularization(self, device) -> torch.Tensor:
+        """The module's ``regularization()`` term, or 0 if it has none."""
+        regularization = getattr(self.module_, "regularization", None)
+        if regularization is None:
+            return torch.zeros((), device=device)
+        return regularization()
 
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
@@ -171,14 +178,10 @@ class MultiTaskNet(NeuralNet):
         y_true = to_tensor(y_true, device=self.device)
         task_losses = self.criterion_(y_pred, y_true)
         if self.weighter_takes_labelled_:
-            labelled = ~torch.isnan(y_true).all(dim=0)  # (K,) task has a label
-            loss = self.loss_weighter_(task_losses, labelled=labelled)
+            loss = self.loss_weighter_(task_losses, labelled=_labelled_tasks(y_true))
         else:
             loss = self.loss_weighter_(task_losses)
-        regularization = getattr(self.module_, "regularization", None)
-        if regularization is not None:
-            loss = loss + regularization()
-        return loss
+        return loss + self._regularization(task_losses.device)
 
     def task_outputs(self, X) -> tuple[torch.Tensor, ...]:
         """Eval-mode module outputs for X, one CPU tensor per task.
@@ -190,18 +193,14 @@ class MultiTaskNet(NeuralNet):
         module's own forward time.
         """
         self._set_training(False)
-        data = X.X if isinstance(X, TensorData) else TensorData(X, device=self.device).X
-        n = len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
-        step = self.batch_size if self.batch_size and self.batch_size > 0 else n
+        data = X if isinstance(X, TensorData) else TensorData(X, device=self.device)
+        n = len(data)
+        step = max(self.batch_size if self.batch_size and self.batch_size > 0 else n, 1)
         parts = []
         with torch.inference_mode():
-            for start in range(0, max(n, 1), max(step, 1)):
-                if isinstance(data, dict):
-                    out = self.module_(
-                        **{k: v[start : start + step] for k, v in data.items()}
-                    )
-                else:
-                    out = self.module_(data[start : start + step])
+            for start in range(0, max(n, 1), step):
+                Xi = data.rows(slice(start, start + step))
+                out = self.module_(**Xi) if isinstance(Xi, dict) else self.module_(Xi)
                 if isinstance(out, torch.Tensor):
                     out = (out,)
                 parts.append([o.to("cpu") for o in out])

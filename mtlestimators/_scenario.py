@@ -131,6 +131,13 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
 
     _X_check_params = {"dtype": None, "ensure_all_finite": False}
 
+    # One label per row, one loss: there is nothing for a loss weighter to
+    # combine, so these models have no loss_weighter parameter.
+    loss_weighter = "uniform"
+    _routed_prefixes = tuple(
+        p for p in MultiTaskClassifierBase._routed_prefixes if p != "loss_weighter"
+    )
+
     def _validate_xy(self, X, y):
         try:
             X_checked, y = super()._validate_xy(X, y)

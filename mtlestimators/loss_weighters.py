@@ -296,6 +296,21 @@ class GradientWeighter(LossWeighter):
         if inputs and value.requires_grad:
             value.backward(inputs=inputs, retain_graph=True)
 
+    def backward_plain_parts(
+        self, losses, shared_parameters, task_parameters, labelled, regularization
+    ):
+        """The gradients every method shares: task parameters get those of
+        ``sum_k L_k + regularization``, shared parameters those of the
+        regularization. Returns that total (for logging) and the indices of
+        the tasks labelled in the batch; the shared parameters' task
+        gradients are left to the method."""
+        self._check(losses)
+        total = losses.sum() + regularization
+        self._backward(total, task_parameters)
+        self._backward(regularization, shared_parameters)
+        tasks = [k for k in range(self.n_tasks) if bool(labelled[k])]
+        return total, tasks
+
     @staticmethod
     def task_gradients(losses, parameters, tasks) -> torch.Tensor:
         """Flattened gradients of ``losses[k]`` for each k in ``tasks``, (K', P)."""
@@ -334,11 +349,9 @@ class GradientWeighter(LossWeighter):
         regularization,
         representation=None,
     ) -> torch.Tensor:
-        self._check(losses)
-        total = losses.sum() + regularization
-        self._backward(total, task_parameters)
-        self._backward(regularization, shared_parameters)
-        tasks = [k for k in range(self.n_tasks) if bool(labelled[k])]
+        total, tasks = self.backward_plain_parts(
+            losses, shared_parameters, task_parameters, labelled, regularization
+        )
         if shared_parameters and tasks:
             grads = self.task_gradients(losses, shared_parameters, tasks)
             direction = self.combine(grads, losses[tasks].detach())

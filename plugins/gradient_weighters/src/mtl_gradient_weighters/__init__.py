@@ -129,11 +129,9 @@ class MGDA(GradientWeighter):
                 labelled=labelled,
                 regularization=regularization,
             )
-        self._check(losses)
-        total = losses.sum() + regularization
-        self._backward(total, task_parameters)
-        self._backward(regularization, shared_parameters)
-        tasks = [k for k in range(self.n_tasks) if bool(labelled[k])]
+        total, tasks = self.backward_plain_parts(
+            losses, shared_parameters, task_parameters, labelled, regularization
+        )
         if not tasks or not shared_parameters:
             return total.detach()
         z_grads = [
