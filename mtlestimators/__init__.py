@@ -16,6 +16,7 @@ from ._mmoe import MMoEClassifier
 from ._mssm import MSSMClassifier
 from ._multitask_dnn import MultiTaskDNNClassifier
 from ._shared_bottom import SharedBottomClassifier
+from .export import export_onnx, export_torch
 from .metrics import per_task_scores
 
 try:
@@ -37,6 +38,8 @@ __all__ = [
     "PerTaskCalibratedClassifier",
     "SNRClassifier",
     "SharedBottomClassifier",
+    "export_onnx",
+    "export_torch",
     "per_task_scores",
     "__version__",
 ]

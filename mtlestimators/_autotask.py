@@ -273,7 +273,8 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     lr : float, default=6e-4
     max_epochs : int, default=20
     batch_size : int, default=256
-    optimizer, callbacks, warm_start, verbose, device, random_state, train_split
+    optimizer, callbacks, warm_start, verbose, device, random_state, train_split,
+    checkpoint_dir, autocast, accelerator
         As for every estimator of the library (see
         :class:`~mtlestimators.SharedBottomClassifier`). With
         ``warm_start=True`` a second ``fit`` continues training (the paper's
@@ -328,6 +329,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.task_column = task_column
@@ -350,6 +354,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _build_module(self, specs, n_features, n_tasks):

@@ -15,8 +15,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._checkpoint import Checkpointer, check_checkpoint_dir, fingerprint
 from ._data import TensorBatchIterator
-from ._net import MultiTaskLoss, MultiTaskNet
+from ._net import AcceleratedMultiTaskNet, MultiTaskLoss, MultiTaskNet
 from ._targets import (
     TaskSpec,
     drop_unlabelled_rows,
@@ -25,6 +26,7 @@ from ._targets import (
     resolve_tasks,
     task_names_of,
 )
+from .plugins import get_loss_weighter
 
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -54,9 +56,11 @@ def resolve_device(device) -> str:
                 "use device='cpu' or device='auto'."
             )
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
             raise ValueError(
-                f"device={device!r} but this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)."
+                f"device={device!r} but this machine has {count} CUDA "
+                f"device(s); use an index below {count} (e.g. device='cuda:0'), "
+                "or device='auto'."
             )
     return str(parsed)
 
@@ -77,6 +81,70 @@ def resolve_optimizer(optimizer):
         f"optimizer must be a torch.optim.Optimizer subclass or a name, got "
         f"{optimizer!r}."
     )
+
+
+_AUTOCAST_DTYPES = ("bfloat16", "float16")
+
+
+def resolve_autocast(autocast, device_type: str):
+    """The autocast dtype name for an ``autocast`` argument, or None (off):
+    True picks bfloat16 on CPU and float16 on CUDA."""
+    if autocast is None or autocast is False:
+        return None
+    if autocast is True:
+        return "float16" if device_type == "cuda" else "bfloat16"
+    name = autocast
+    if isinstance(autocast, torch.dtype):
+        name = str(autocast).removeprefix("torch.")
+    if isinstance(name, str) and name in _AUTOCAST_DTYPES:
+        return name
+    raise ValueError(
+        f"autocast={autocast!r} is not a mixed precision setting; use False, "
+        "True (bfloat16 on CPU, float16 on CUDA), 'bfloat16' or 'float16'."
+    )
+
+
+def check_accelerator(accelerator):
+    """None or an ``accelerate.Accelerator``."""
+    if accelerator is None:
+        return None
+    try:
+        from accelerate import Accelerator
+    except ImportError:  # pragma: no cover - accelerate is an optional extra
+        raise ImportError(
+            "accelerator= needs the accelerate package: pip install "
+            "'mtlestimators[accelerate]'."
+        ) from None
+    if not isinstance(accelerator, Accelerator):
+        raise TypeError(
+            "accelerator must be None or an accelerate.Accelerator instance, "
+            f"got {accelerator!r}."
+        )
+    return accelerator
+
+
+def _explain_input_error(exc: ValueError, estimator) -> ValueError:
+    """scikit-learn's error for X's columns or values, with the fix added."""
+    message = str(exc).rstrip()
+    if "features, but" in message and "is expecting" in message:
+        n = getattr(estimator, "n_features_in_", None)
+        fix = f"Pass X with the {n} columns the model was fit on, in that order."
+    elif message.startswith("The feature names should match"):
+        fix = "Pass X with the columns the model was fit on (same names, same order)."
+    elif message.startswith("Input X contains infinity"):
+        fix = "Replace the infinite values (e.g. clip them) or drop those rows."
+    else:
+        return exc
+    return ValueError(f"{message}\n{fix}")
+
+
+def check_fitted_X(estimator, X, **check_params):
+    """``validate_data(estimator, X, reset=False, ...)``, whose errors for a
+    wrong number of columns or wrong column names also give the fix."""
+    try:
+        return validate_data(estimator, X, reset=False, **check_params)
+    except ValueError as exc:
+        raise _explain_input_error(exc, estimator) from None
 
 
 def _net_state(net) -> dict:
@@ -218,9 +286,32 @@ class NetEstimatorBase(BaseEstimator):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if not isinstance(self.lr, numbers.Real) or not self.lr > 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
+        check_checkpoint_dir(getattr(self, "checkpoint_dir", None))
+        accelerator = check_accelerator(getattr(self, "accelerator", None))
+        autocast = getattr(self, "autocast", False)
+        resolve_autocast(autocast, "cpu")
+        if accelerator is not None:
+            if autocast not in (None, False):
+                raise ValueError(
+                    "autocast and accelerator are both set; with an accelerator "
+                    "choose mixed precision with "
+                    "Accelerator(mixed_precision='bf16' or 'fp16') and keep "
+                    "autocast=False."
+                )
+            if getattr(self, "checkpoint_dir", None) is not None:
+                raise ValueError(
+                    "checkpoint_dir is not supported together with an "
+                    "accelerator; use accelerate's own Accelerator.save_state, "
+                    "or set checkpoint_dir=None."
+                )
 
     def _check_component_params(self, routed: dict, module_cls) -> None:
         """Check ``prefix__name`` keys against the component they configure."""
+        if self.warm_start and hasattr(self, "net_"):
+            # A fresh net reports an unknown name when it is built; a
+            # continuation reports it before comparing settings with the net's.
+            if isinstance(self.loss_weighter, str):
+                get_loss_weighter(self.loss_weighter)
         targets = {
             "module": module_cls,
             "optimizer": resolve_optimizer(self.optimizer),
@@ -255,6 +346,11 @@ class NetEstimatorBase(BaseEstimator):
             "optimizer": resolve_optimizer(self.optimizer).__qualname__,
             "loss_weighter": self.loss_weighter,
             "device": device,
+            "autocast": resolve_autocast(
+                getattr(self, "autocast", False),
+                "cpu" if device is None else torch.device(device).type,
+            ),
+            "accelerator": getattr(self, "accelerator", None) is not None,
             **{
                 k: v
                 for k, v in routed.items()
@@ -265,6 +361,8 @@ class NetEstimatorBase(BaseEstimator):
 
     # The skorch net class; a model with its own data path subclasses it.
     _net_class = MultiTaskNet
+    # The net class used with an accelerate.Accelerator (AccelerateMixin).
+    _accelerated_net_class = AcceleratedMultiTaskNet
 
     def _net_kwargs(self) -> dict:
         """Extra keyword arguments for the net (e.g. iterator settings)."""
@@ -284,7 +382,17 @@ class NetEstimatorBase(BaseEstimator):
                 f"callbacks must be a list of skorch callbacks or None, got "
                 f"{callbacks!r}."
             )
-        return self._net_class(
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None:
+            # Placement is left to accelerate (skorch needs device=None).
+            net_class, device = self._accelerated_net_class, None
+            kwargs["accelerator"] = accelerator
+        else:
+            net_class = self._net_class
+            kwargs["autocast"] = resolve_autocast(
+                getattr(self, "autocast", False), torch.device(device).type
+            )
+        return net_class(
             module_cls,
             task_kinds=[s.kind for s in specs],
             loss_weighter=self.loss_weighter,
@@ -308,20 +416,51 @@ class NetEstimatorBase(BaseEstimator):
         """
         routed = self._check_routed_params()
         self._check_training_params()
-        device = resolve_device(self.device)
+        accelerator = getattr(self, "accelerator", None)
+        device = None if accelerator is not None else resolve_device(self.device)
         module_cls, module_params = self._build_module(specs, **input_spec)
         self._check_component_params(routed, module_cls)
         config = self._net_config(module_cls, module_params, routed, device)
         resume = self.warm_start and hasattr(self, "net_")
         if resume:
+            if accelerator is not None:
+                raise ValueError(
+                    "warm_start=True continuation is not supported with an "
+                    "accelerator; fit with warm_start=False."
+                )
             self._check_warm_start_compatible(specs, config)
         # A continuation draws a new seed (offset by the epochs done), so it
         # does not replay the shuffles and dropout masks of the first fit.
         done = len(self.net_.history) if resume else 0
         seed = (self._seed() + done) % np.iinfo(np.int32).max
-        cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
+        place = torch.device(device if device is not None else accelerator.device)
+        cuda = [place.index or 0] if place.type == "cuda" else []
+        checkpoint_dir = getattr(self, "checkpoint_dir", None)
+        checkpointer = None
+        if checkpoint_dir is not None and not resume:
+            key = fingerprint(self.get_params(deep=False), X, Y)
+            checkpointer = Checkpointer(checkpoint_dir, key, cuda)
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
+            if checkpointer is not None:
+                net = self._build_net(module_cls, module_params, specs, device, routed)
+                net.initialize()
+                net.loss_weighter_.prepare(Y, [s.kind for s in specs])
+                self._check_accelerated_net(net)
+                state = checkpointer.load()
+                epochs_done = 0
+                if state is not None:
+                    epochs_done = checkpointer.restore(net, state)
+                remaining = 0 if state and state["complete"] else self.max_epochs
+                remaining -= epochs_done
+                net._checkpointer = checkpointer
+                try:
+                    if remaining > 0:
+                        net.partial_fit(X, Y, epochs=remaining)
+                finally:
+                    net._checkpointer = None
+                checkpointer.mark_complete(state if remaining <= 0 else None)
+                return net, config
             if resume:
                 net = self.net_
                 # A continuation that fails part-way must leave the fitted
@@ -337,6 +476,7 @@ class NetEstimatorBase(BaseEstimator):
                 net = self._build_net(module_cls, module_params, specs, device, routed)
                 net.initialize()
                 net.loss_weighter_.prepare(Y, [s.kind for s in specs])
+                self._check_accelerated_net(net)
             try:
                 net.partial_fit(X, Y)
             except BaseException:
@@ -345,6 +485,18 @@ class NetEstimatorBase(BaseEstimator):
                     _restore_net_state(net, saved)
                 raise
         return net, config
+
+    @staticmethod
+    def _check_accelerated_net(net) -> None:
+        if getattr(net, "accelerator", None) is None:
+            return
+        if getattr(net.loss_weighter_, "combine_gradients", None) is not None:
+            raise ValueError(
+                f"The loss weighter {type(net.loss_weighter_).__name__} combines "
+                "per-task gradients itself, which accelerate's training step "
+                "does not support; use a loss-level weighter (e.g. 'uniform', "
+                "'uncertainty') with an accelerator, or accelerator=None."
+            )
 
     def _check_warm_start_compatible(self, specs, config) -> None:
         old = getattr(self, "_train_specs_", self.task_specs_)
@@ -389,6 +541,38 @@ class NetEstimatorBase(BaseEstimator):
             vars(self).update(saved)
             raise
 
+    def __sklearn_clone__(self):
+        # An Accelerator is a handle on this process's devices and process
+        # group: a clone shares it rather than holding a deep copy.
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is None:
+            return super().__sklearn_clone__()
+        self.accelerator = None
+        try:
+            clone = super().__sklearn_clone__()
+        finally:
+            self.accelerator = accelerator
+        clone.accelerator = accelerator
+        return clone
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if state.get("accelerator") is None:
+            return state
+        # A pickle does not carry the accelerator (it belongs to the running
+        # process); the loaded estimator has accelerator=None, and its net
+        # predicts on the device the model was trained on.
+        state = dict(state, accelerator=None)
+        net = state.get("net_")
+        if getattr(net, "accelerator", None) is not None:
+            twin = object.__new__(type(net))
+            twin.__dict__.update(net.__dict__)
+            twin.__dict__["accelerator"] = None
+            # The model's own device, for loading (skorch warns on None).
+            twin.__dict__["device"] = str(net.data_device())
+            state["net_"] = twin
+        return state
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
@@ -410,20 +594,23 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                 f"{type(self).__name__} requires y to be passed, but the target "
                 "y is None."
             )
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            validate_separately=(
-                self._X_check_params,
-                {
-                    "dtype": None,
-                    "ensure_2d": False,
-                    "ensure_all_finite": "allow-nan",
-                    "ensure_min_samples": 1,
-                },
-            ),
-        )
+        try:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                validate_separately=(
+                    self._X_check_params,
+                    {
+                        "dtype": None,
+                        "ensure_2d": False,
+                        "ensure_all_finite": "allow-nan",
+                        "ensure_min_samples": 1,
+                    },
+                ),
+            )
+        except ValueError as exc:
+            raise _explain_input_error(exc, self) from None
         if len(X) != len(y):
             raise ValueError(
                 f"X has {len(X)} rows but y has {len(y)}; give one label row per "
@@ -445,7 +632,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
 
     def _predict_inputs(self, X):
         """Validate X at predict time and turn it into the model input."""
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        X = check_fitted_X(self, X, dtype=[np.float32, np.float64])
         return X.astype(np.float32, copy=False)
 
     def _fit_targets(self, Y, specs, inputs, keep, fit_params):
@@ -477,9 +664,10 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         for spec in specs:
             if spec.kind == "regression":
                 raise ValueError(
-                    f"Unknown label type: continuous (task {spec.name!r}). A "
-                    "classifier needs class labels; to predict a number use a "
-                    "regression task of a model that has them."
+                    f"Unknown label type: continuous (task {spec.name!r} of y). "
+                    "A classifier needs class labels in y: binarize the values "
+                    "(e.g. y > threshold), or to predict a number use a "
+                    "regression task of a model that has them (GalleryEmbedder)."
                 )
         if multi:
             for spec in specs:

@@ -16,7 +16,8 @@ from ._tabular import FieldClassifierBase, field_input_width
 from .plugins import build_gate
 
 _TRAINING_DOC = """loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
-    warm_start, verbose, device, random_state, train_split, **kwargs
+    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
+    autocast, accelerator, **kwargs
         As in :class:`~mtlestimators.MMoEClassifier`."""
 
 
@@ -67,6 +68,9 @@ class SNRClassifier(_SparseRoutingClassifier):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.routing = routing
@@ -90,6 +94,9 @@ class SNRClassifier(_SparseRoutingClassifier):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
@@ -283,6 +290,9 @@ class PLEClassifier(FieldClassifierBase):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.categorical_features = categorical_features
@@ -306,6 +316,9 @@ class PLEClassifier(FieldClassifierBase):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
@@ -409,6 +422,9 @@ class CrossStitchClassifier(FieldClassifierBase):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.categorical_features = categorical_features
@@ -427,6 +443,9 @@ class CrossStitchClassifier(FieldClassifierBase):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):

@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
 )
 
 from ._scenario import task_codes, task_column_index, task_vocabulary
+from ._targets import mixes_label_types
 
 METHODS = ("sigmoid", "isotonic")
 _EPS = 1e-7
@@ -251,12 +252,29 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
             )
         X = _check_X(X)
         y = column_or_1d(y, warn=True)
+        n_missing = int(pd.isna(y).sum())
+        if n_missing:
+            raise ValueError(
+                f"y has {n_missing} missing label(s) (NaN/None); per-task "
+                "calibration needs the label of every row. Drop the unlabelled "
+                "rows from X and y."
+            )
+        if mixes_label_types(np.asarray(y, dtype=object)):
+            raise ValueError(
+                "y mixes label types (strings and numbers); use one type for "
+                "all labels, e.g. y.astype(str)."
+            )
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
+            fix = (
+                "binarize the values (e.g. y > threshold)"
+                if y_type == "continuous"
+                else "give y two classes (e.g. one class against the rest)"
+            )
             raise ValueError(
                 "Only binary classification is supported. The type of the target "
-                f"is {y_type}: per-task calibration maps the positive-class "
-                "probability."
+                f"y is {y_type}: per-task calibration maps the positive-class "
+                f"probability; {fix}."
             )
         n = _num_samples(X)
         if len(y) != n:
@@ -271,6 +289,9 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
             known = _known_tasks(fitted, ids)
             unseen = self._unseen_scores(fitted, X, column)
         else:
+            # The fit on all rows first: it checks every row before any
+            # training, where a fold's fit would see only its own rows.
+            fitted = clone(estimator).fit(X, y, **fit_params)
             scores, unseen = np.empty(n), np.empty(n)
             known = np.zeros(n, dtype=bool)
             splitter = check_cv(self.cv, y, classifier=True)
@@ -287,7 +308,6 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
                 unseen = None if part_unseen is None else unseen
                 if unseen is not None:
                     unseen[test] = part_unseen
-            fitted = clone(estimator).fit(X, y, **fit_params)
         classes = np.asarray(fitted.classes_)
         if len(classes) != 2:
             raise ValueError(

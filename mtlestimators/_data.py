@@ -106,9 +106,19 @@ class TensorBatchIterator:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
+        # (process index, number of processes) for data parallel training:
+        # each process takes its stride of the order, padded by wrapping so
+        # every process runs the same number of batches.
+        self.shard = None
+
+    def _count(self) -> int:
+        n = len(self.data) if self.indices is None else len(self.indices)
+        if self.shard is not None:
+            return -(-n // self.shard[1])
+        return n
 
     def __len__(self) -> int:
-        n = len(self.data) if self.indices is None else len(self.indices)
+        n = self._count()
         if self.drop_last:
             return n // self.batch_size
         return -(-n // self.batch_size)
@@ -122,6 +132,13 @@ class TensorBatchIterator:
             order = torch.arange(n)
         if self.indices is not None:
             order = self.indices[order]
+        if self.shard is not None:
+            index, count = self.shard
+            per_process = -(-n // count)
+            copies = -(-per_process * count // max(n, 1))
+            order = order.repeat(copies)[: per_process * count]
+            order = order[index::count]
+            n = per_process
         order = order.to(device)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
+from skorch.hf import AccelerateMixin
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -120,13 +121,19 @@ class GalleryNet(MultiTaskNet):
             raise TypeError(f"GalleryNet needs a GalleryDataset, got {type(X)}.")
         return X if y is None else X.with_targets(y)
 
-    def infer(self, x, **fit_params):
-        x = x.to(self.device)
+    def _infer(self, x, **fit_params):
+        x = x.to(self.data_device())
         return self.module_(x.images, x.lengths, **fit_params)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if not self.module_.prepared and y is not None:
             self.module_.prepare(np.asarray(y, dtype=np.float32))
+
+    def checkpoint_extra(self) -> dict:
+        return {"prepared": bool(self.module_.prepared)}
+
+    def load_checkpoint_extra(self, extra: dict) -> None:
+        self.module_.prepared = bool(extra.get("prepared", False))
 
     def gallery_iterator(self, dataset, batch_size=None, num_workers=None):
         """The eval-time DataLoader, with batch size and workers overridable
@@ -160,13 +167,21 @@ class GalleryNet(MultiTaskNet):
             bar = tqdm(total=len(dataset), unit="gallery", delay=2.0, file=sys.stderr)
         with torch.no_grad():
             for batch, _ in self.gallery_iterator(dataset, batch_size, num_workers):
-                batch: PackedGalleries = batch.to(self.device)
-                out.append(self.module_.embed(batch.images, batch.lengths).cpu())
+                batch: PackedGalleries = batch.to(self.data_device())
+                with self.autocast_context():
+                    z = self.module_.embed(batch.images, batch.lengths)
+                out.append(z.float().cpu())
                 if bar is not None:
                     bar.update(len(batch))
         if bar is not None:
             bar.close()
         return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+
+class AcceleratedGalleryNet(AccelerateMixin, GalleryNet):
+    """:class:`GalleryNet` trained through Hugging Face Accelerate: the
+    accelerator shards the training DataLoader across processes and gathers
+    the validation outputs."""
 
 
 class GalleryEmbedder(
@@ -240,6 +255,33 @@ class GalleryEmbedder(
         model.
     train_split : callable or None, default=None
         skorch's validation split, e.g. ``skorch.dataset.ValidSplit(0.2)``.
+    checkpoint_dir : str, path or None, default=None
+        Resumable training. After every epoch, ``fit`` writes the training
+        state (weights, optimizer, loss weighter, history, epoch, random
+        generator states) to a file in this directory named after a
+        fingerprint of the parameters and the data (written to a temporary
+        file, then renamed, so a killed process leaves the previous epoch's
+        checkpoint whole). A later ``fit`` with the same parameters and data
+        loads it and trains only the remaining epochs, ending with the same
+        model as an uninterrupted fit. A fit with other parameters or data
+        starts from scratch (with a warning when the directory holds other
+        checkpoints) and writes its own file. The file stays after ``fit``
+        finishes, marked complete: the same ``fit`` again loads the final
+        model without training (delete the file to retrain). Checkpoints are
+        pickles: load only your own. Not used by a ``warm_start``
+        continuation.
+    autocast : bool or {"bfloat16", "float16"}, default=False
+        Mixed precision: training forward passes and predictions run under
+        ``torch.autocast`` on the net's device (True: bfloat16 on CPU,
+        float16 on CUDA, which adds a ``torch.amp.GradScaler``). Weights,
+        losses and returned predictions stay float32/float64.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (skorch's ``AccelerateMixin``):
+        the accelerator places the model (``device`` is then ignored), runs
+        distributed data parallel training under ``accelerate launch`` and
+        applies its own mixed precision (keep ``autocast=False``). ``clone``
+        shares the accelerator; a pickle does not carry it (the loaded
+        estimator has ``accelerator=None``). See the "Scaling out" guide.
     **kwargs
         Routed parameters: ``optimizer__*``, ``module__*``,
         ``loss_weighter__*``, ``callbacks__*``, ``iterator_train__*``,
@@ -293,6 +335,9 @@ class GalleryEmbedder(
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.backbone = backbone
@@ -314,6 +359,9 @@ class GalleryEmbedder(
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     # ------------------------------------------------------------- building
@@ -372,6 +420,7 @@ class GalleryEmbedder(
         return int(self.num_workers)
 
     _net_class = GalleryNet
+    _accelerated_net_class = AcceleratedGalleryNet
 
     def _net_kwargs(self) -> dict:
         workers = self._check_num_workers()
@@ -448,7 +497,7 @@ class GalleryEmbedder(
         return GalleryDataset(check_galleries(X), self.image_size_)
 
     def transform(self, X) -> np.ndarray:
-        """Pooled gallery embeddings, float32 (n_galleries, embedding_dim_)."""
+        """Pooled gallery embeddings, float32 (n_galleries, ``embedding_dim_``)."""
         dataset = self._dataset(X)
         return self.net_.embed(
             dataset,

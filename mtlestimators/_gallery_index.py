@@ -89,7 +89,7 @@ class GalleryIndex:
     def _embed(self, X, argument: str) -> np.ndarray:
         if self.embedder is not None:
             X = self.embedder.transform(X)
-        return check_array(X, dtype=np.float64, input_name=argument)
+        return check_array(X, dtype=np.float64, input_name=argument, estimator=self)
 
     def _keys(self, Z: np.ndarray) -> np.ndarray:
         codes = np.floor(Z @ self.projections_ / self.bucket_length)  # (n, T*P)
@@ -99,7 +99,11 @@ class GalleryIndex:
         """Index galleries (or embeddings, without an embedder)."""
         for name in ("n_tables", "n_projections", "n_neighbors"):
             value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or value < 1:
+            if (
+                not isinstance(value, numbers.Integral)
+                or isinstance(value, bool)
+                or value < 1
+            ):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if (
             not isinstance(self.bucket_length, numbers.Real)
@@ -144,8 +148,9 @@ class GalleryIndex:
         Q = _unit(self._embed(X, "X"))
         if Q.shape[1] != self.embeddings_.shape[1]:
             raise ValueError(
-                f"queries have {Q.shape[1]} dimensions but the index has "
-                f"{self.embeddings_.shape[1]}."
+                f"X has {Q.shape[1]} dimensions but the index holds "
+                f"{self.embeddings_.shape[1]}-dimensional embeddings; query with "
+                "embeddings of the model that embedded the indexed galleries."
             )
         keys = self._keys(Q)
         distances = np.empty((len(Q), k))

@@ -92,7 +92,8 @@ class MMoEClassifier(FieldClassifierBase):
         Weight of the gates' ``penalty()`` in the loss (0 for softmax gates).
     dropout : float, default=0.0
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
-    warm_start, verbose, device, random_state, train_split, **kwargs
+    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
+    autocast, accelerator, **kwargs
         As in :class:`~mtlestimators.SharedBottomClassifier`. Defaults (Adam,
         lr 3e-3, batch 128, 20 epochs) converge on small and medium tables;
         the MSSM paper trains with lr 1e-4 and batch 256 on millions of rows.
@@ -129,6 +130,9 @@ class MMoEClassifier(FieldClassifierBase):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.categorical_features = categorical_features
@@ -150,6 +154,9 @@ class MMoEClassifier(FieldClassifierBase):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):

@@ -252,7 +252,8 @@ class MSSMClassifier(_SparseRoutingClassifier):
         lambda_2 on the gates' expected L0 norm.
     dropout : float, default=0.0
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
-    warm_start, verbose, device, random_state, train_split, **kwargs
+    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
+    autocast, accelerator, **kwargs
         As in :class:`~mtlestimators.MMoEClassifier` (paper: Adam, lr 1e-4,
         batch 256).
 
@@ -293,6 +294,9 @@ class MSSMClassifier(_SparseRoutingClassifier):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.categorical_features = categorical_features
@@ -317,6 +321,9 @@ class MSSMClassifier(_SparseRoutingClassifier):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):

@@ -109,7 +109,8 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
     lr : float, default=1e-3
     max_epochs : int, default=20
     batch_size : int, default=256
-    optimizer, callbacks, warm_start, verbose, device, random_state, train_split
+    optimizer, callbacks, warm_start, verbose, device, random_state, train_split,
+    checkpoint_dir, autocast, accelerator
         As for every estimator of the library.
     **kwargs
         Routed parameters: ``optimizer__*``, ``module__*``, ...
@@ -149,6 +150,9 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.task_column = task_column
@@ -167,6 +171,9 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _check_branch(self) -> None:

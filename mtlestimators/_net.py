@@ -3,6 +3,7 @@ tensor-resident batches."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
+from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from torch import nn
 
@@ -68,7 +70,9 @@ class MultiTaskNet(NeuralNet):
     tensors held once per fit (:class:`TensorData`).
     """
 
-    def __init__(self, module, *, task_kinds, loss_weighter="uniform", **kwargs):
+    def __init__(
+        self, module, *, task_kinds, loss_weighter="uniform", autocast=None, **kwargs
+    ):
         kwargs.setdefault("criterion", MultiTaskLoss)
         kwargs.setdefault("criterion__task_kinds", list(task_kinds))
         kwargs.setdefault("iterator_train", TensorBatchIterator)
@@ -79,7 +83,89 @@ class MultiTaskNet(NeuralNet):
         # (an instance given as loss_weighter) on an already constructed net.
         self.task_kinds = list(task_kinds)
         self.loss_weighter = loss_weighter
+        # None, "bfloat16" or "float16": forward passes run under torch.autocast.
+        self.autocast = autocast
         super().__init__(module, **kwargs)
+
+    # ------------------------------------------------- device and precision
+    def data_device(self):
+        """Where input tensors go: ``device``, or, when ``device`` is None
+        (placement left to accelerate), the device of the module's weights."""
+        if self.device is not None:
+            return self.device
+        module = getattr(self, "module_", None)
+        first = None if module is None else next(module.parameters(), None)
+        return "cpu" if first is None else first.device
+
+    def autocast_context(self):
+        """``torch.autocast`` for the net's device with the ``autocast`` dtype,
+        or a no-op context when ``autocast`` is None."""
+        if not self.autocast:
+            return contextlib.nullcontext()
+        device_type = torch.device(self.data_device()).type
+        return torch.autocast(device_type, dtype=getattr(torch, self.autocast))
+
+    def _float_outputs(self, out):
+        """Module outputs back in float32 after an autocast forward pass."""
+        if not self.autocast:
+            return out
+        if isinstance(out, torch.Tensor):
+            return out.float() if out.is_floating_point() else out
+        return tuple(
+            o.float() if isinstance(o, torch.Tensor) and o.is_floating_point() else o
+            for o in out
+        )
+
+    def initialize(self):
+        super().initialize()
+        # float16 on CUDA needs loss scaling; bfloat16 has float32's range. A
+        # gradient-level weighter sets the gradients itself, unscaled.
+        device_type = torch.device(self.data_device()).type
+        gradient_level = hasattr(self.loss_weighter_, "combine_gradients")
+        self.grad_scaler_ = (
+            torch.amp.GradScaler("cuda")
+            if self.autocast == "float16"
+            and device_type == "cuda"
+            and not gradient_level
+            else None
+        )
+        return self
+
+    def infer(self, x, **fit_params):
+        with self.autocast_context():
+            out = self._infer(x, **fit_params)
+        return self._float_outputs(out)
+
+    def _infer(self, x, **fit_params):
+        """The module's forward pass on one batch (without autocast)."""
+        return super().infer(x, **fit_params)
+
+    def _step_optimizer(self, step_fn):
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super()._step_optimizer(step_fn)
+        step_fn()  # GradScaler.step takes no closure
+        for name in self._optimizers:
+            scaler.step(getattr(self, name + "_"))
+        scaler.update()
+
+    # ------------------------------------------------------------ checkpoints
+    def notify(self, method_name, **cb_kwargs):
+        super().notify(method_name, **cb_kwargs)
+        # After every callback, so the epoch's history row is complete.
+        checkpointer = getattr(self, "_checkpointer", None)
+        if checkpointer is not None:
+            if method_name == "on_train_begin":
+                checkpointer.train_begin(self)
+            elif method_name == "on_epoch_end":
+                checkpointer.epoch_end(self)
+
+    def checkpoint_extra(self) -> dict:
+        """Training state outside the state_dicts (subclasses add to it)."""
+        return {}
+
+    def load_checkpoint_extra(self, extra: dict) -> None:
+        pass
 
     def initialize_module(self):
         # Set inside skorch's module init context, ``loss_weighter_`` is
@@ -118,8 +204,18 @@ class MultiTaskNet(NeuralNet):
 
     def train_step_single(self, batch, **fit_params):
         combine = getattr(self.loss_weighter_, "combine_gradients", None)
-        if combine is None:
+        scaler = getattr(self, "grad_scaler_", None)
+        if combine is None and scaler is None:
             return super().train_step_single(batch, **fit_params)
+        if combine is None:  # float16 autocast: scaled backward
+            self._set_training(True)
+            Xi, yi = unpack_data(batch)
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+            scaler.scale(loss).backward()
+            for name in self._optimizers:  # callbacks see the true gradients
+                scaler.unscale_(getattr(self, name + "_"))
+            return {"loss": loss, "y_pred": y_pred}
         # Gradient-level weighting: the weighter sees the per-task losses and
         # the shared parameters and leaves every parameter's .grad set.
         self._set_training(True)
@@ -131,7 +227,7 @@ class MultiTaskNet(NeuralNet):
             self.module_.keep_shared_representation = False
         representation = getattr(self.module_, "shared_representation", None)
         self.module_.shared_representation = None  # no graph kept on the module
-        y_true = to_tensor(yi, device=self.device)
+        y_true = to_tensor(yi, device=self.data_device())
         task_losses = self.criterion_(y_pred, y_true)
         shared = self.shared_parameters()
         loss = combine(
@@ -172,10 +268,10 @@ class MultiTaskNet(NeuralNet):
     def get_dataset(self, X, y=None):
         if isinstance(X, TensorData):
             return X
-        return TensorData(X, y, device=self.device)
+        return TensorData(X, y, device=self.data_device())
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        y_true = to_tensor(y_true, device=self.device)
+        y_true = to_tensor(y_true, device=self.data_device())
         task_losses = self.criterion_(y_pred, y_true)
         if self.weighter_takes_labelled_:
             loss = self.loss_weighter_(task_losses, labelled=_labelled_tasks(y_true))
@@ -193,17 +289,43 @@ class MultiTaskNet(NeuralNet):
         module's own forward time.
         """
         self._set_training(False)
-        data = X if isinstance(X, TensorData) else TensorData(X, device=self.device)
+        device = self.data_device()
+        data = X if isinstance(X, TensorData) else TensorData(X, device=device)
         n = len(data)
         step = max(self.batch_size if self.batch_size and self.batch_size > 0 else n, 1)
         parts = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast_context():
             for start in range(0, max(n, 1), step):
                 Xi = data.rows(slice(start, start + step))
                 out = self.module_(**Xi) if isinstance(Xi, dict) else self.module_(Xi)
                 if isinstance(out, torch.Tensor):
                     out = (out,)
-                parts.append([o.to("cpu") for o in out])
+                parts.append([o.to("cpu") for o in self._float_outputs(out)])
         if len(parts) == 1:
             return tuple(parts[0])
         return tuple(torch.cat(p, dim=0) for p in zip(*parts))
+
+
+class AcceleratedMultiTaskNet(AccelerateMixin, MultiTaskNet):
+    """:class:`MultiTaskNet` trained through Hugging Face Accelerate (skorch's
+    ``AccelerateMixin``): the accelerator places the module, wraps it for
+    distributed data parallel training and applies its mixed precision.
+
+    Tensor-resident batches are not a ``DataLoader`` that accelerate could
+    shard, so with several processes each process trains on its own stride
+    of every epoch's shuffled order (the same order in every process: the
+    seed comes from ``random_state``); validation runs whole in every
+    process.
+    """
+
+    def get_iterator(self, dataset, training=False):
+        iterator = super().get_iterator(dataset, training=training)
+        processes = self.accelerator.num_processes
+        if training and processes > 1 and isinstance(iterator, TensorBatchIterator):
+            iterator.shard = (self.accelerator.process_index, processes)
+        return iterator
+
+    def evaluation_step(self, batch, training=False):
+        # Each process evaluates the whole (unsharded) validation data, so
+        # there is nothing to gather across processes.
+        return MultiTaskNet.evaluation_step(self, batch, training=training)

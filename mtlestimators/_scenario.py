@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_array
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import column_or_1d
 
-from ._base import MultiTaskClassifierBase
+from ._base import MultiTaskClassifierBase, check_fitted_X
+from ._targets import mixes_label_types
 
 UNSEEN_TASK = 0  # code of a task id not seen in fit (the paper's "id 0")
 
@@ -109,6 +110,14 @@ def _with_missing_as_nan(features: np.ndarray):
         return None
 
 
+def _is_number_or_missing(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return bool(pd.isna(value)) if np.ndim(value) == 0 else False
+    return True
+
+
 def _is_dense_frame(X) -> bool:
     """A pandas DataFrame without sparse columns."""
     if not isinstance(X, pd.DataFrame):
@@ -160,6 +169,11 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
                     f"shape {y.shape}; pass a 1-D y."
                 )
             y = column_or_1d(y, warn=True)
+        if mixes_label_types(np.asarray(y, dtype=object)):
+            raise ValueError(
+                "y mixes label types (strings and numbers); use one type for "
+                "all labels, e.g. y.astype(str)."
+            )
         n_missing = int(pd.isna(y).sum())
         if n_missing:
             raise ValueError(
@@ -170,7 +184,8 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         if type_of_target(y, input_name="y") == "continuous":
             raise ValueError(
                 "Unknown label type: continuous. y holds class labels (e.g. "
-                "relevant / not relevant) for a classifier."
+                "relevant / not relevant) for a classifier: binarize the values "
+                "(e.g. y > threshold) or pass the class of each row."
             )
         return X, y
 
@@ -193,14 +208,50 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         except (TypeError, ValueError):
             converted = _with_missing_as_nan(features)
         if converted is None or not np.isfinite(converted).all():
-            # The slow path, for scikit-learn's own error messages.
-            converted = check_array(
-                features if converted is None else converted,
-                dtype=np.float64,
-                ensure_min_features=0,
-                input_name="X",
-            )
+            converted = self._checked_features(features, converted, j, names)
         return converted, ids
+
+    def _checked_features(self, features, converted, j, names) -> np.ndarray:
+        """Raise for feature columns that are not finite numbers, naming the
+        first bad column of X (its index, or its DataFrame name)."""
+
+        def column(f):  # position among the features -> column of X
+            k = int(f if f < j else f + 1)
+            return str(names[k]) if names is not None else k
+
+        if converted is None:
+            for f in range(features.shape[1]):
+                # A string where a number belongs: task ids (or a categorical
+                # column) in a feature column. Other objects get scikit-learn's
+                # TypeError below.
+                bad = next(
+                    (
+                        v
+                        for v in features[:, f]
+                        if isinstance(v, str) and not _is_number_or_missing(v)
+                    ),
+                    None,
+                )
+                if bad is not None:
+                    raise ValueError(
+                        f"Column {column(f)!r} of X holds a value that is not a "
+                        f"number ({bad!r}); every column but task_column="
+                        f"{self.task_column!r} is a numeric feature. Encode it as "
+                        "numbers, or set task_column to the column of task ids."
+                    )
+            # Not found column by column: scikit-learn's own error.
+            converted = check_array(
+                features, dtype=np.float64, ensure_min_features=0, input_name="X"
+            )
+        bad = np.flatnonzero(~np.isfinite(converted).all(axis=0))
+        if bad.size:
+            raise ValueError(
+                f"Input X contains NaN or infinity in column(s) "
+                f"{[column(f) for f in bad]}; the features must be finite "
+                "numbers: impute the missing values first (e.g. "
+                "sklearn.impute.SimpleImputer) and clip or drop infinite ones."
+            )
+        return converted
 
     def _scale(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.feature_mean_) / self.feature_scale_).astype(
@@ -263,10 +314,10 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             # validate_data's column-by-column dtype checks cost more than the
             # model on a single row; the feature names and count are checked
             # here, the values in _split_columns.
-            validate_data(self, X, reset=False, skip_check_array=True)
+            check_fitted_X(self, X, skip_check_array=True)
             X = X.to_numpy(dtype=object)
         else:
-            X = validate_data(self, X, reset=False, **self._X_check_params)
+            X = check_fitted_X(self, X, **self._X_check_params)
         features, ids = self._split_columns(X)
         return {"features": self._scale(features), "task": task_codes(ids, self.tasks_)}
 

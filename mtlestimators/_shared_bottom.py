@@ -78,6 +78,33 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         skorch's internal validation split, e.g.
         ``skorch.dataset.ValidSplit(0.2)``; it adds ``valid_loss`` to the
         history (for ``EarlyStopping``). None trains on all rows.
+    checkpoint_dir : str, path or None, default=None
+        Resumable training. After every epoch, ``fit`` writes the training
+        state (weights, optimizer, loss weighter, history, epoch, random
+        generator states) to a file in this directory named after a
+        fingerprint of the parameters and the data (written to a temporary
+        file, then renamed, so a killed process leaves the previous epoch's
+        checkpoint whole). A later ``fit`` with the same parameters and data
+        loads it and trains only the remaining epochs, ending with the same
+        model as an uninterrupted fit. A fit with other parameters or data
+        starts from scratch (with a warning when the directory holds other
+        checkpoints) and writes its own file. The file stays after ``fit``
+        finishes, marked complete: the same ``fit`` again loads the final
+        model without training (delete the file to retrain). Checkpoints are
+        pickles: load only your own. Not used by a ``warm_start``
+        continuation.
+    autocast : bool or {"bfloat16", "float16"}, default=False
+        Mixed precision: training forward passes and predictions run under
+        ``torch.autocast`` on the net's device (True: bfloat16 on CPU,
+        float16 on CUDA, which adds a ``torch.amp.GradScaler``). Weights,
+        losses and returned predictions stay float32/float64.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (skorch's ``AccelerateMixin``):
+        the accelerator places the model (``device`` is then ignored), runs
+        distributed data parallel training under ``accelerate launch`` and
+        applies its own mixed precision (keep ``autocast=False``). ``clone``
+        shares the accelerator; a pickle does not carry it (the loaded
+        estimator has ``accelerator=None``). See the "Scaling out" guide.
     **kwargs
         Double-underscore routed parameters: ``optimizer__*``, ``module__*``,
         ``loss_weighter__*``, ``callbacks__*``, ``iterator_train__*``,
@@ -128,6 +155,9 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         device: str = "cpu",
         random_state=None,
         train_split=None,
+        checkpoint_dir=None,
+        autocast=False,
+        accelerator=None,
         **kwargs,
     ):
         self.bottom_units = bottom_units
@@ -144,6 +174,9 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         self.device = device
         self.random_state = random_state
         self.train_split = train_split
+        self.checkpoint_dir = checkpoint_dir
+        self.autocast = autocast
+        self.accelerator = accelerator
         vars(self).update(kwargs)
 
     def _build_module(self, specs, n_features):

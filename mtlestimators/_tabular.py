@@ -4,11 +4,11 @@ table of categorical and numeric fields, embedded by :class:`FieldEmbedding`."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import validate_data
 
-from ._base import MultiTaskClassifierBase
+from ._base import MultiTaskClassifierBase, check_fitted_X
 from ._fields import FieldEncoder, categorical_mask, check_embedding_dim
 from ._layers import check_dropout, check_positive_int, check_units
+from .plugins import get_gate
 
 
 class FieldClassifierBase(MultiTaskClassifierBase):
@@ -47,7 +47,7 @@ class FieldClassifierBase(MultiTaskClassifierBase):
         return encoder.transform(X), spec, fitted
 
     def _predict_inputs(self, X):
-        X = validate_data(self, X, reset=False, **self._X_check_params)
+        X = check_fitted_X(self, X, **self._X_check_params)
         return self.field_encoder_.transform(X)
 
     def _module_params(self, specs, input_spec, counts=None, units=None, **params):
@@ -67,6 +67,11 @@ class FieldClassifierBase(MultiTaskClassifierBase):
             "dropout": float(self.dropout),
         }
         if "gate" in self._module_prefixes:
+            if self.warm_start and hasattr(self, "net_") and isinstance(self.gate, str):
+                # An unknown name is reported before warm_start compares the
+                # settings with the fitted net's (a fresh net reports it when
+                # it is built).
+                get_gate(self.gate)
             shared.update(gate=self.gate, gate_params=self._routed_for("gate"))
         shared.update((k, as_tuple(v)) for k, v in (units or {}).items())
         shared.update((k, int(v)) for k, v in (counts or {}).items())

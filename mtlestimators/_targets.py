@@ -74,9 +74,16 @@ def normalize_labels(values: np.ndarray) -> np.ndarray:
     return as_float
 
 
+def mixes_label_types(values: np.ndarray) -> bool:
+    """True when an object array of labels holds strings and non-strings."""
+    if values.dtype != object:
+        return False
+    n_strings = sum(isinstance(v, str) for v in values)
+    return 0 < n_strings < len(values)
+
+
 def _kind_of_column(values: np.ndarray) -> str:
-    n_strings = sum(isinstance(v, str) for v in values) if values.dtype == object else 0
-    if 0 < n_strings < len(values):
+    if mixes_label_types(values):
         raise ValueError(
             "mixes label types (strings and numbers); use one type per column."
         )
@@ -192,7 +199,8 @@ def resolve_tasks(
         if len(classes) < min_classes:
             raise ValueError(
                 f"Task {name!r} (column {k} of y) has only one class "
-                f"({classes[0]}); a classification task needs at least 2 classes."
+                f"({classes[0]}); a classification task needs at least 2 classes. "
+                "Add labelled rows of another class, or drop the task."
             )
         if kind == "binary" and len(classes) > 2:
             raise ValueError(

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list the loss weighters and gates found")
-    # The demo parses its own options (--quick, --verbose, --help).
+    # The demo parses its own options (--quick, --verbose, --report, --help).
     commands.add_parser(
         "demo",
         help="fit the library's models on bundled data and print scores",

@@ -68,6 +68,8 @@ class LossWeighter(nn.Module):
 class UniformWeighter(LossWeighter):
     """Weighted sum ``sum_k w_k L_k`` with fixed weights (all 1 by default).
 
+    The total is linear in the losses: ``total(c L) = c total(L)``.
+
     Parameters
     ----------
     n_tasks : int
@@ -98,7 +100,8 @@ class PseudoUniformWeighter(LossWeighter):
     Weight 1 for classification tasks and ``1 / var(y_k)`` for regression
     task k, with ``var`` the sample variance (ddof=1) of the task's labelled
     training targets, so every regression loss is on the scale of a unit
-    variance target.
+    variance target. With those statistics fixed (by ``prepare``), the total
+    is linear in the losses: ``total(c L) = c total(L)``.
     """
 
     def __init__(self, n_tasks: int):
@@ -138,6 +141,11 @@ class UncertaintyWeighter(LossWeighter):
     The learned parameter is ``log_variance = log sigma^2`` (the stable
     parametrization of Kendall et al., section 3.2), so
     ``1/sigma^2 = exp(-log_variance)`` and ``log sigma = log_variance / 2``.
+
+    For a fixed ``log_variance`` the total is affine, not homogeneous, in the
+    losses: ``total(c L) - total(0) = c (total(L) - total(0))`` for c > 0,
+    where ``total(0) = sum_k log sigma_k`` (over the tasks marked in
+    ``labelled`` when it is given).
 
     Parameters
     ----------
@@ -180,6 +188,10 @@ class DWAWeighter(LossWeighter):
     labelled batches). The first two epochs use w_k = 1. A task whose loss
     falls more slowly gets more weight. Weights change only between epochs
     (the :meth:`epoch_end` hook); evaluation uses the current ones.
+
+    For the current weights the total is linear in the losses; the weights
+    depend only on loss ratios, so scaling every loss by c > 0 leaves them
+    unchanged and scales every total by c.
 
     Parameters
     ----------
@@ -230,6 +242,9 @@ class DWAWeighter(LossWeighter):
         if bool(torch.isnan(self.history).any()):
             return  # fewer than two epochs: keep w = 1
         ratio = self.history[1] / self.history[0].clamp(min=1e-12)
+        # A loss that jumps from ~0 to a huge value overflows the ratio to inf
+        # (and softmax to NaN); the largest finite ratio gives the same weights.
+        ratio = ratio.clamp(max=torch.finfo(ratio.dtype).max)
         self.weights.copy_(
             self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
         )
@@ -245,7 +260,8 @@ class RLWWeighter(LossWeighter):
     the total is K times smaller than ``uniform``'s; scale ``lr`` if you
     compare the two). Draws come from torch's generator, which the
     estimators seed from ``random_state``. In evaluation the expected
-    weights 1/K are used, so validation losses are deterministic.
+    weights 1/K are used, so validation losses are deterministic. For a given
+    draw (and in evaluation) the total is linear in the losses.
     """
 
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
@@ -279,7 +295,8 @@ class GradientWeighter(LossWeighter):
     :meth:`combine`, or override :meth:`combine_gradients` (MGDA-UB works
     on the representation instead).
 
-    ``forward`` (used for validation losses and logging) is the plain sum.
+    ``forward`` (used for validation losses and logging) is the plain sum,
+    linear in the losses.
     """
 
     def forward(self, losses: torch.Tensor, labelled=None) -> torch.Tensor:

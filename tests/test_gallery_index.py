@@ -85,7 +85,7 @@ def test_bad_index_use_is_explained():
         GalleryIndex().kneighbors(Z)
     with pytest.raises(ValueError, match="n_neighbors must be"):
         GalleryIndex().fit(Z).kneighbors(Z, n_neighbors=21)
-    with pytest.raises(ValueError, match="queries have 3 dimensions"):
+    with pytest.raises(ValueError, match="X has 3 dimensions"):
         GalleryIndex().fit(Z).kneighbors(Z[:, :3])
     with pytest.raises(ValueError, match="bucket_length"):
         GalleryIndex(bucket_length=0).fit(Z)

@@ -2,7 +2,10 @@
 
 Each is a :class:`mtlestimators.loss_weighters.GradientWeighter`: the net
 hands it the per-task losses and the shared parameters instead of calling
-``loss.backward()``.
+``loss.backward()``. Their ``forward`` totals are linear in the losses
+(GradNorm's for its current weights), and the shared update of PCGrad, MGDA
+and CAGrad scales with the task gradients: ``combine(c G) = c combine(G)``
+for c > 0.
 """
 
 from __future__ import annotations
@@ -159,7 +162,8 @@ class GradNorm(GradientWeighter):
     of the gradient of ``w_k L_k`` with respect to the last shared weight
     matrix and ``r_k`` task k's inverse training rate
     ``(L_k / L_k(0)) / mean_j (L_j / L_j(0))`` (the targets are constants).
-    The weights are renormalized to sum K before every step.
+    The weights are renormalized to sum K before every step. For the current
+    weights, ``forward`` is linear in the losses.
 
     Parameters
     ----------
@@ -248,11 +252,17 @@ class CAGrad(GradientWeighter):
         gram = (grads @ grads.T).double().cpu().numpy()
         g0_norm = float(np.sqrt(gram.mean() + 1e-20))
         radius = self.c * g0_norm
-        b = gram.mean(axis=1)  # g_i . g0
+        # The dual is solved on the Gram matrix divided by the mean squared
+        # gradient norm: the same minimizer, but SLSQP's stopping tolerance is
+        # absolute, so small gradients (objective below it) would stop it at
+        # the starting point w = 1/K.
+        unit = gram / (float(np.diag(gram).mean()) or 1.0)
+        unit_radius = self.c * np.sqrt(max(unit.mean(), 0.0))
+        b = unit.mean(axis=1)  # g_i . g0, in the same units
 
         def objective(w):
-            gw_norm = np.sqrt(w @ gram @ w + 1e-20)
-            return w @ b + radius * gw_norm
+            gw_norm = np.sqrt(max(w @ unit @ w, 0.0) + 1e-20)
+            return w @ b + unit_radius * gw_norm
 
         result = minimize(
             objective,
