@@ -701,7 +701,9 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         """Class probabilities: (n, n_classes) for one task, (n, K) positive
         class probabilities for K tasks."""
         check_is_fitted(self)
-        outputs = self.net_.task_outputs(self._predict_inputs(X))
+        outputs = self.net_.task_outputs(
+            self._predict_inputs(X), batch_size=self.batch_size
+        )
         if self._multi():
             return np.column_stack([torch.sigmoid(o.double()).numpy() for o in outputs])
         (out,) = outputs

@@ -213,7 +213,9 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         """Class probabilities (n, n_classes) from the branch ``branch`` selects."""
         self._check_branch()
         check_is_fitted(self)
-        own, general = self.net_.task_outputs(self._predict_inputs(X))
+        own, general = self.net_.task_outputs(
+            self._predict_inputs(X), batch_size=self.batch_size
+        )
         return class_probabilities(own if self.branch == "task" else general)
 
     def predict(self, X) -> np.ndarray:

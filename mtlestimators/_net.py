@@ -279,20 +279,22 @@ class MultiTaskNet(NeuralNet):
             loss = self.loss_weighter_(task_losses)
         return loss + self._regularization(task_losses.device)
 
-    def task_outputs(self, X) -> tuple[torch.Tensor, ...]:
+    def task_outputs(self, X, batch_size=None) -> tuple[torch.Tensor, ...]:
         """Eval-mode module outputs for X, one CPU tensor per task.
 
         What ``NeuralNet.forward(X, training=False)`` computes, without its
         per-call dataset and iterator: X (an array or a dict of arrays) is
         turned into tensors once and fed to the module in slices of
-        ``batch_size`` rows, which keeps a single-row prediction close to the
-        module's own forward time.
+        ``batch_size`` rows (the estimator's current ``batch_size`` when
+        given, else the net's), which keeps a single-row prediction close to
+        the module's own forward time.
         """
         self._set_training(False)
         device = self.data_device()
         data = X if isinstance(X, TensorData) else TensorData(X, device=device)
         n = len(data)
-        step = max(self.batch_size if self.batch_size and self.batch_size > 0 else n, 1)
+        size = self.batch_size if batch_size is None else batch_size
+        step = max(size if size and size > 0 else n, 1)
         parts = []
         with torch.inference_mode(), self.autocast_context():
             for start in range(0, max(n, 1), step):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -60,10 +62,38 @@ def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"], dist.version
 
 
+# Scanning every installed distribution's metadata takes tens of milliseconds,
+# and a fit looks up its weighter and each gate by name, so the scan is cached.
+# The cache key is sys.path with the modification time of each of its
+# folders: installing or removing a distribution (a new .dist-info folder, a
+# new path entry) changes it, so new plugins are found without a restart.
+_SCAN_CACHE: dict[str, tuple[tuple, list[EntryPoint]]] = {}
+
+
+def _path_state() -> tuple:
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, None))
+    return tuple(state)
+
+
+def _scan(group: str) -> list[EntryPoint]:
+    key = _path_state()
+    cached = _SCAN_CACHE.get(group)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    eps = sorted(entry_points(group=group), key=lambda e: (e.name, e.value))
+    _SCAN_CACHE[group] = (key, eps)
+    return eps
+
+
 def _find(group: str) -> dict[str, EntryPoint]:
     """Entry points of ``group`` by name, sorted, without importing them."""
     found: dict[str, EntryPoint] = {}
-    eps = sorted(entry_points(group=group), key=lambda e: (e.name, e.value))
+    eps = _scan(group)
     for ep in eps:
         if ep.name in found:
             kept = found[ep.name]
