@@ -143,9 +143,15 @@ class FieldEncoder:
 
     def transform(self, X: np.ndarray) -> dict[str, np.ndarray]:
         codes = np.empty((len(X), len(self.vocabularies)), dtype=np.int64)
+        # The lookup tables are built once, not per call: building them
+        # dominated a one-row prediction.
+        indexes = self.__dict__.get("_indexes")
+        if indexes is None:
+            indexes = [pd.Index(v) for v in self.vocabularies]
+            self.__dict__["_indexes"] = indexes
         for k, j in enumerate(np.flatnonzero(self.categorical)):
             column = X[:, j]
-            index = pd.Index(self.vocabularies[k]).get_indexer(column)
+            index = indexes[k].get_indexer(column)
             codes[:, k] = np.where(index >= 0, index + FIRST_CATEGORY, UNSEEN)
             codes[pd.isna(column), k] = MISSING
         numeric = _numeric_block(X, self.categorical, self.names)
