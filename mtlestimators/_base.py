@@ -14,8 +14,16 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.hf import AccelerateMixin
 
-from ._checkpoint import Checkpointer, check_checkpoint_dir, fingerprint
+from ._checkpoint import (
+    Checkpointer,
+    check_checkpoint_dir,
+    check_checkpoint_random_state,
+    cuda_rng_devices,
+    fingerprint,
+    seeded_global_generators,
+)
 from ._data import TensorBatchIterator
 from ._net import AcceleratedMultiTaskNet, MultiTaskLoss, MultiTaskNet
 from ._targets import (
@@ -304,6 +312,9 @@ class NetEstimatorBase(BaseEstimator):
                     "accelerator; use accelerate's own Accelerator.save_state, "
                     "or set checkpoint_dir=None."
                 )
+        check_checkpoint_random_state(
+            getattr(self, "checkpoint_dir", None), self.random_state
+        )
 
     def _check_component_params(self, routed: dict, module_cls) -> None:
         """Check ``prefix__name`` keys against the component they configure."""
@@ -432,15 +443,18 @@ class NetEstimatorBase(BaseEstimator):
         # A continuation draws a new seed (offset by the epochs done), so it
         # does not replay the shuffles and dropout masks of the first fit.
         done = len(self.net_.history) if resume else 0
-        seed = (self._seed() + done) % np.iinfo(np.int32).max
         place = torch.device(device if device is not None else accelerator.device)
-        cuda = [place.index or 0] if place.type == "cuda" else []
+        cuda = cuda_rng_devices(place)
         checkpoint_dir = getattr(self, "checkpoint_dir", None)
         checkpointer = None
         if checkpoint_dir is not None and not resume:
+            # Before the seed is drawn (which advances a RandomState).
             key = fingerprint(self.get_params(deep=False), X, Y)
             checkpointer = Checkpointer(checkpoint_dir, key, cuda)
-        with torch.random.fork_rng(devices=cuda):
+        seed = (self._seed() + done) % np.iinfo(np.int32).max
+        # numpy's and Python's global generators are seeded too (a random
+        # train_split draws from numpy's), and put back after the fit.
+        with torch.random.fork_rng(devices=cuda), seeded_global_generators(seed):
             torch.manual_seed(seed)
             if checkpointer is not None:
                 net = self._build_net(module_cls, module_params, specs, device, routed)
@@ -451,15 +465,19 @@ class NetEstimatorBase(BaseEstimator):
                 epochs_done = 0
                 if state is not None:
                     epochs_done = checkpointer.restore(net, state)
-                remaining = 0 if state and state["complete"] else self.max_epochs
-                remaining -= epochs_done
+                    if state["complete"]:
+                        return net, config
+                # After an early stop no epoch is left, but partial_fit still
+                # runs the callbacks' on_train_end (EarlyStopping's load_best).
+                remaining = 0 if checkpointer.stopped else self.max_epochs
                 net._checkpointer = checkpointer
                 try:
-                    if remaining > 0:
-                        net.partial_fit(X, Y, epochs=remaining)
+                    net.partial_fit(X, Y, epochs=max(remaining - epochs_done, 0))
                 finally:
                     net._checkpointer = None
-                checkpointer.mark_complete(state if remaining <= 0 else None)
+                # Marked complete only if training really ended (not after a
+                # KeyboardInterrupt): then the same fit later resumes.
+                checkpointer.finish(net, self.max_epochs)
                 return net, config
             if resume:
                 net = self.net_
@@ -565,9 +583,17 @@ class NetEstimatorBase(BaseEstimator):
         state = dict(state, accelerator=None)
         net = state.get("net_")
         if getattr(net, "accelerator", None) is not None:
-            twin = object.__new__(type(net))
+            # The plain net class (the one the accelerated class mixes
+            # AccelerateMixin into), so that skorch's own methods on the
+            # loaded net do not reach for the missing accelerator.
+            plain = next(
+                c
+                for c in type(net).__mro__
+                if issubclass(c, MultiTaskNet) and not issubclass(c, AccelerateMixin)
+            )
+            twin = object.__new__(plain)
             twin.__dict__.update(net.__dict__)
-            twin.__dict__["accelerator"] = None
+            twin.__dict__.pop("accelerator", None)
             # The model's own device, for loading (skorch warns on None).
             twin.__dict__["device"] = str(net.data_device())
             state["net_"] = twin

@@ -256,18 +256,21 @@ class GalleryEmbedder(
     train_split : callable or None, default=None
         skorch's validation split, e.g. ``skorch.dataset.ValidSplit(0.2)``.
     checkpoint_dir : str, path or None, default=None
-        Resumable training. After every epoch, ``fit`` writes the training
-        state (weights, optimizer, loss weighter, history, epoch, random
-        generator states) to a file in this directory named after a
+        Resumable training (needs an int ``random_state``). After every
+        epoch, ``fit`` writes the training state (weights, optimizer, loss
+        weighter, history, epoch, callbacks' and random generators' states)
+        to a file in this directory named after a
         fingerprint of the parameters and the data (written to a temporary
         file, then renamed, so a killed process leaves the previous epoch's
         checkpoint whole). A later ``fit`` with the same parameters and data
         loads it and trains only the remaining epochs, ending with the same
         model as an uninterrupted fit. A fit with other parameters or data
         starts from scratch (with a warning when the directory holds other
-        checkpoints) and writes its own file. The file stays after ``fit``
-        finishes, marked complete: the same ``fit`` again loads the final
-        model without training (delete the file to retrain). Checkpoints are
+        checkpoints) and writes its own file. When all ``max_epochs`` ran
+        or ``EarlyStopping`` stopped the fit, the file is marked complete:
+        the same ``fit`` again loads the final model without training
+        (delete the file to retrain); after a ``KeyboardInterrupt`` it
+        resumes. Details in docs/usage.md. Checkpoints are
         pickles: load only your own. Not used by a ``warm_start``
         continuation.
     autocast : bool or {"bfloat16", "float16"}, default=False

@@ -15,6 +15,7 @@ from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from torch import nn
 
+from ._checkpoint import stopped_early
 from ._data import TensorBatchIterator, TensorData
 from .plugins import build_loss_weighter
 
@@ -122,6 +123,13 @@ class MultiTaskNet(NeuralNet):
         # gradient-level weighter sets the gradients itself, unscaled.
         device_type = torch.device(self.data_device()).type
         gradient_level = hasattr(self.loss_weighter_, "combine_gradients")
+        if self.autocast == "float16" and device_type == "cuda" and gradient_level:
+            raise ValueError(
+                f"autocast='float16' on CUDA needs loss scaling, which the "
+                f"gradient-level loss weighter {type(self.loss_weighter_).__name__} "
+                "does not support (its per-task gradients would underflow); use "
+                "autocast='bfloat16' or a loss weighter without combine_gradients."
+            )
         self.grad_scaler_ = (
             torch.amp.GradScaler("cuda")
             if self.autocast == "float16"
@@ -151,14 +159,27 @@ class MultiTaskNet(NeuralNet):
 
     # ------------------------------------------------------------ checkpoints
     def notify(self, method_name, **cb_kwargs):
-        super().notify(method_name, **cb_kwargs)
-        # After every callback, so the epoch's history row is complete.
         checkpointer = getattr(self, "_checkpointer", None)
-        if checkpointer is not None:
-            if method_name == "on_train_begin":
-                checkpointer.train_begin(self)
-            elif method_name == "on_epoch_end":
-                checkpointer.epoch_end(self)
+        if checkpointer is None:
+            return super().notify(method_name, **cb_kwargs)
+        if method_name == "on_epoch_begin":
+            checkpointer.epoch_begin(self)  # a resumed fit's generators
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            # A callback ended training (EarlyStopping, or Ctrl-C while the
+            # callbacks ran): the epoch is trained and its history row holds
+            # what the callbacks before it recorded, as in the model that
+            # fit returns. Checkpoint it, then let skorch stop.
+            if method_name == "on_epoch_end":
+                checkpointer.epoch_end(self, stopped=stopped_early(self))
+            raise
+        # After every callback, so the epoch's history row is complete.
+        if method_name == "on_train_begin":
+            checkpointer.train_begin(self)
+        elif method_name == "on_epoch_end":
+            checkpointer.epoch_end(self)
+        return None
 
     def checkpoint_extra(self) -> dict:
         """Training state outside the state_dicts (subclasses add to it)."""

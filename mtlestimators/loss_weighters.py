@@ -242,12 +242,11 @@ class DWAWeighter(LossWeighter):
         if bool(torch.isnan(self.history).any()):
             return  # fewer than two epochs: keep w = 1
         ratio = self.history[1] / self.history[0].clamp(min=1e-12)
-        # A loss that jumps from ~0 to a huge value overflows the ratio to inf
-        # (and softmax to NaN); the largest finite ratio gives the same weights.
-        ratio = ratio.clamp(max=torch.finfo(ratio.dtype).max)
-        self.weights.copy_(
-            self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
-        )
+        # A loss that jumps from ~0 to a huge value overflows the ratio (or
+        # the ratio over a temperature below 1) to inf, and softmax to NaN;
+        # the largest finite logit gives the same weights.
+        logits = (ratio / self.temperature).clamp(max=torch.finfo(ratio.dtype).max)
+        self.weights.copy_(self.n_tasks * torch.softmax(logits, dim=0))
 
     def extra_repr(self) -> str:
         return f"n_tasks={self.n_tasks}, temperature={self.temperature}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
@@ -80,7 +81,16 @@ def test_a_pickle_drops_the_accelerator_and_keeps_the_model(fitted, accelerator)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no device warning from skorch
         loaded = joblib.load(buffer)
-    assert loaded.accelerator is None and loaded.net_.accelerator is None
+    assert loaded.accelerator is None
+    # The loaded net is the plain class, so skorch's own methods work on it.
+    assert not isinstance(loaded.net_, AcceleratedMultiTaskNet)
+    assert getattr(loaded.net_, "accelerator", None) is None
+    first_task = loaded.net_.forward(X_test)[0]  # skorch's own path
+    np.testing.assert_allclose(
+        torch.sigmoid(first_task).numpy(),
+        loaded.predict_proba(X_test)[:, 0],
+        atol=1e-6,
+    )
     assert loaded.net_.device == "cpu"
     np.testing.assert_array_equal(
         loaded.predict_proba(X_test), fitted.predict_proba(X_test)

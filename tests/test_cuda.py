@@ -131,6 +131,20 @@ def test_float16_autocast_on_cuda_learns():
     assert accuracy > 0.8  # the majority class is about 0.5
 
 
+def test_float16_autocast_on_cuda_refuses_a_gradient_level_weighter():
+    from mtlestimators.plugins import available_loss_weighters
+
+    if "pcgrad" not in available_loss_weighters():
+        pytest.skip("the gradient_weighters plugin is not installed")
+    X, Y = _data()
+    clf = SharedBottomClassifier(
+        device="cuda", autocast="float16", loss_weighter="pcgrad", verbose=0
+    )
+    with pytest.raises(ValueError, match="autocast='bfloat16'"):
+        clf.fit(X, Y)
+    assert not hasattr(clf, "net_")
+
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_a_cuda_model_of_every_family_predicts_on_a_cpu_only_machine(name, monkeypatch):
     model, (X, y, X_test, _) = _family(name, device="cuda")

@@ -141,6 +141,18 @@ def test_dwa_skips_tasks_without_labels_in_the_epoch_mean():
     np.testing.assert_allclose(dwa.history[1].numpy(), [2.0, 4.0])
 
 
+def test_dwa_stays_finite_when_a_loss_explodes_at_a_low_temperature():
+    # ratio / T overflows to inf for T < 1 even when the ratio itself is
+    # finite; the weights must still be finite and favour the exploding task.
+    dwa = DWAWeighter(2, temperature=0.5).train()
+    for losses in ([1e-30, 1.0], [1e30, 1.0]):
+        dwa(torch.tensor(losses))
+        dwa.epoch_end()
+    weights = dwa.weights.numpy()
+    assert np.isfinite(weights).all()
+    np.testing.assert_allclose(weights, [2.0, 0.0], atol=1e-6)
+
+
 def test_rlw_draws_softmax_normal_weights_per_step():
     rlw = RLWWeighter(3).train()
     losses = torch.tensor([1.0, 2.0, 3.0])

@@ -86,13 +86,9 @@ def fitted(request):
 
 @contextmanager
 def _prediction_batch_size(est, size):
-    """Predict in batches of ``size`` rows. ``GalleryEmbedder`` reads its own
-    ``batch_size`` at transform; the other models predict in slices of the
-    net's ``batch_size`` (set at fit)."""
-    if isinstance(est, GalleryEmbedder):
-        holder, name = est, "batch_size"
-    else:
-        holder, name = _inner(est).net_, "batch_size"
+    """Predict in batches of ``size`` rows: every model slices its input by
+    its estimator's current ``batch_size`` at predict and transform time."""
+    holder, name = _inner(est), "batch_size"
     old = getattr(holder, name)
     setattr(holder, name, size)
     try:
