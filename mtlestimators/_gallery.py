@@ -255,36 +255,10 @@ class GalleryEmbedder(
         model.
     train_split : callable or None, default=None
         skorch's validation split, e.g. ``skorch.dataset.ValidSplit(0.2)``.
-    checkpoint_dir : str, path or None, default=None
-        Resumable training (needs an int ``random_state``). After every
-        epoch, ``fit`` writes the training state (weights, optimizer, loss
-        weighter, history, epoch, callbacks' and random generators' states)
-        to a file in this directory named after a
-        fingerprint of the parameters and the data (written to a temporary
-        file, then renamed, so a killed process leaves the previous epoch's
-        checkpoint whole). A later ``fit`` with the same parameters and data
-        loads it and trains only the remaining epochs, ending with the same
-        model as an uninterrupted fit. A fit with other parameters or data
-        starts from scratch (with a warning when the directory holds other
-        checkpoints) and writes its own file. When all ``max_epochs`` ran
-        or ``EarlyStopping`` stopped the fit, the file is marked complete:
-        the same ``fit`` again loads the final model without training
-        (delete the file to retrain); after a ``KeyboardInterrupt`` it
-        resumes. Details in docs/usage.md. Checkpoints are
-        pickles: load only your own. Not used by a ``warm_start``
-        continuation.
-    autocast : bool or {"bfloat16", "float16"}, default=False
-        Mixed precision: training forward passes and predictions run under
-        ``torch.autocast`` on the net's device (True: bfloat16 on CPU,
-        float16 on CUDA, which adds a ``torch.amp.GradScaler``). Weights,
-        losses and returned predictions stay float32/float64.
-    accelerator : accelerate.Accelerator or None, default=None
-        Train through Hugging Face Accelerate (skorch's ``AccelerateMixin``):
-        the accelerator places the model (``device`` is then ignored), runs
-        distributed data parallel training under ``accelerate launch`` and
-        applies its own mixed precision (keep ``autocast=False``). ``clone``
-        shares the accelerator; a pickle does not carry it (the loaded
-        estimator has ``accelerator=None``). See the "Scaling out" guide.
+    checkpoint_dir, autocast, accelerator
+        Resumable training, mixed precision and Hugging Face Accelerate, as
+        in :class:`~mtlestimators.SharedBottomClassifier`; a checkpoint's
+        fingerprint includes the image files' sizes and modification times.
     **kwargs
         Routed parameters: ``optimizer__*``, ``module__*``,
         ``loss_weighter__*``, ``callbacks__*``, ``iterator_train__*``,
