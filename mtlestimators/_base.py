@@ -14,7 +14,6 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.hf import AccelerateMixin
 
 from ._checkpoint import (
     Checkpointer,
@@ -583,15 +582,9 @@ class NetEstimatorBase(BaseEstimator):
         state = dict(state, accelerator=None)
         net = state.get("net_")
         if getattr(net, "accelerator", None) is not None:
-            # The plain net class (the one the accelerated class mixes
-            # AccelerateMixin into), so that skorch's own methods on the
-            # loaded net do not reach for the missing accelerator.
-            plain = next(
-                c
-                for c in type(net).__mro__
-                if issubclass(c, MultiTaskNet) and not issubclass(c, AccelerateMixin)
-            )
-            twin = object.__new__(plain)
+            # The estimator's plain net class, so that skorch's own methods
+            # on the loaded net do not reach for the missing accelerator.
+            twin = object.__new__(self._net_class)
             twin.__dict__.update(net.__dict__)
             twin.__dict__.pop("accelerator", None)
             # The model's own device, for loading (skorch warns on None).

@@ -310,6 +310,11 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         return inputs, spec, fitted
 
     def _predict_inputs(self, X):
+        features, codes = self._checked_predict_columns(X)
+        return {"features": self._scale(features), "task": codes}
+
+    def _checked_predict_columns(self, X):
+        """X checked against the fit: (unscaled features, task codes)."""
         if _is_dense_frame(X) and len(X):
             # validate_data's column-by-column dtype checks cost more than the
             # model on a single row; the feature names and count are checked
@@ -319,7 +324,7 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         else:
             X = check_fitted_X(self, X, **self._X_check_params)
         features, ids = self._split_columns(X)
-        return {"features": self._scale(features), "task": task_codes(ids, self.tasks_)}
+        return features, task_codes(ids, self.tasks_)
 
     def _fit(self, X, y, **fit_params):
         # validate_data replaces feature_names_in_ before _fit_inputs runs;

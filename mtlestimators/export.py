@@ -51,10 +51,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._autotask import AutoTaskClassifier
+from ._base import check_fitted_X
 from ._baselines import CrossStitchClassifier, PLEClassifier, SNRClassifier
 from ._fields import _numeric_block
 from ._gallery import GalleryEmbedder
@@ -63,7 +64,7 @@ from ._gallery_pooling import AttentionPooling, MaxPooling, MeanPooling
 from ._mmoe import MMoEClassifier
 from ._mssm import MSSMClassifier
 from ._multitask_dnn import MultiTaskDNNClassifier
-from ._scenario import ScenarioClassifierBase, _is_dense_frame, task_codes
+from ._scenario import ScenarioClassifierBase
 from ._shared_bottom import SharedBottomClassifier
 from ._tabular import FieldClassifierBase
 
@@ -495,15 +496,10 @@ def prepare_inputs(estimator, X) -> dict[str, np.ndarray]:
         ]
         return {"images": torch.cat(images).numpy()}
     if isinstance(estimator, ScenarioClassifierBase):
-        if _is_dense_frame(X) and len(X):
-            validate_data(estimator, X, reset=False, skip_check_array=True)
-            X = X.to_numpy(dtype=object)
-        else:
-            X = validate_data(estimator, X, reset=False, **estimator._X_check_params)
-        features, ids = estimator._split_columns(X)
-        return {"features": features, "task": task_codes(ids, estimator.tasks_)}
+        features, codes = estimator._checked_predict_columns(X)
+        return {"features": features, "task": codes}
     if isinstance(estimator, FieldClassifierBase):
-        X = validate_data(estimator, X, reset=False, **estimator._X_check_params)
+        X = check_fitted_X(estimator, X, **estimator._X_check_params)
         encoder = estimator.field_encoder_
         inputs = {}
         if encoder.vocabularies:
@@ -511,7 +507,7 @@ def prepare_inputs(estimator, X) -> dict[str, np.ndarray]:
         if (~encoder.categorical).any():
             inputs["numeric"] = _numeric_block(X, encoder.categorical, encoder.names)
         return inputs
-    X = validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32])
+    X = check_fitted_X(estimator, X, dtype=[np.float64, np.float32])
     return {"X": X.astype(np.float64, copy=False)}
 
 
