@@ -48,9 +48,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mtlestimators import GalleryEmbedder, GalleryIndex
-from mtlestimators._gallery import GalleryModule
-from mtlestimators._gallery_backbone import build_encoder
-from mtlestimators._gallery_data import preprocess
+from mtlestimators.gallery._embedder import GalleryModule
+from mtlestimators.gallery._backbone import build_encoder
+from mtlestimators.gallery._data import preprocess
 from mtlestimators.datasets import make_digit_galleries
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"

@@ -42,7 +42,7 @@ from mtlestimators import (
     SharedBottomClassifier,
     SNRClassifier,
 )
-from mtlestimators._fields import FieldEncoder, categorical_mask
+from mtlestimators.tabular._fields import FieldEncoder, categorical_mask
 from mtlestimators.datasets import load_adult_multitask, make_multitask_classification
 from mtlestimators.demo import adult_preprocessor
 

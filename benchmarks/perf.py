@@ -58,7 +58,7 @@ from mtlestimators import (
     SharedBottomClassifier,
     SNRClassifier,
 )
-from mtlestimators._net import MultiTaskNet
+from mtlestimators._core.net import MultiTaskNet
 from mtlestimators.datasets import make_digit_galleries, make_multitask_classification
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"

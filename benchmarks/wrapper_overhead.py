@@ -31,8 +31,8 @@ from skorch import NeuralNet
 from torch.utils.data import DataLoader
 
 from mtlestimators import SharedBottomClassifier
-from mtlestimators._net import MultiTaskLoss, MultiTaskNet
-from mtlestimators._shared_bottom import SharedBottomModule
+from mtlestimators._core.net import MultiTaskLoss, MultiTaskNet
+from mtlestimators.tabular._shared_bottom import SharedBottomModule
 from mtlestimators.datasets import load_adult_multitask
 from mtlestimators.demo import adult_preprocessor
 

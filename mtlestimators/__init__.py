@@ -6,18 +6,23 @@ and gates are plugins found through entry points (:mod:`mtlestimators.plugins`).
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._autotask import AutoTaskClassifier
-from ._base import MultiTaskClassifierBase, NetEstimatorBase
-from ._baselines import CrossStitchClassifier, PLEClassifier, SNRClassifier
-from ._calibration import PerTaskCalibratedClassifier
-from ._gallery import GalleryEmbedder
-from ._gallery_index import GalleryIndex
-from ._mmoe import MMoEClassifier
-from ._mssm import MSSMClassifier
-from ._multitask_dnn import MultiTaskDNNClassifier
-from ._shared_bottom import SharedBottomClassifier
+from ._core.base import MultiTaskClassifierBase, NetEstimatorBase
+from .autotask import (
+    AutoTaskClassifier,
+    MultiTaskDNNClassifier,
+    PerTaskCalibratedClassifier,
+)
 from .export import export_onnx, export_torch
+from .gallery import GalleryEmbedder, GalleryIndex
 from .metrics import per_task_scores
+from .tabular import (
+    CrossStitchClassifier,
+    MMoEClassifier,
+    MSSMClassifier,
+    PLEClassifier,
+    SharedBottomClassifier,
+    SNRClassifier,
+)
 
 try:
     __version__ = version("mtlestimators")

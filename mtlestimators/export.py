@@ -54,19 +54,19 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._autotask import AutoTaskClassifier
-from ._base import check_fitted_X
-from ._baselines import CrossStitchClassifier, PLEClassifier, SNRClassifier
-from ._fields import _numeric_block
-from ._gallery import GalleryEmbedder
-from ._gallery_data import check_galleries, preprocess
-from ._gallery_pooling import AttentionPooling, MaxPooling, MeanPooling
-from ._mmoe import MMoEClassifier
-from ._mssm import MSSMClassifier
-from ._multitask_dnn import MultiTaskDNNClassifier
-from ._scenario import ScenarioClassifierBase
-from ._shared_bottom import SharedBottomClassifier
-from ._tabular import FieldClassifierBase
+from ._core.base import check_fitted_X
+from .autotask._autotask import AutoTaskClassifier
+from .autotask._multitask_dnn import MultiTaskDNNClassifier
+from .autotask._scenario import ScenarioClassifierBase
+from .gallery._data import check_galleries, preprocess
+from .gallery._embedder import GalleryEmbedder
+from .gallery._pooling import AttentionPooling, MaxPooling, MeanPooling
+from .tabular import CrossStitchClassifier, PLEClassifier, SNRClassifier
+from .tabular._base import FieldClassifierBase
+from .tabular._fields import _numeric_block
+from .tabular._mmoe import MMoEClassifier
+from .tabular._mssm import MSSMClassifier
+from .tabular._shared_bottom import SharedBottomClassifier
 
 __all__ = ["export_onnx", "export_torch", "pool_image_features", "prepare_inputs"]
 

@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from ._targets import (
+from ._core.targets import (
     TaskSpec,
     missing_mask,
     normalize_labels,

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 accelerate = pytest.importorskip("accelerate")
 
 from mtlestimators import MSSMClassifier, SharedBottomClassifier  # noqa: E402
-from mtlestimators._net import AcceleratedMultiTaskNet  # noqa: E402
+from mtlestimators._core.net import AcceleratedMultiTaskNet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

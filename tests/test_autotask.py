@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from mtlestimators import AutoTaskClassifier
-from mtlestimators._autotask import AutoTaskModule
+from mtlestimators.autotask._autotask import AutoTaskModule
 from mtlestimators.datasets import load_adult_scenarios
 
 

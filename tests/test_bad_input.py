@@ -34,10 +34,10 @@ from mtlestimators import (
     PerTaskCalibratedClassifier,
     SharedBottomClassifier,
 )
-from mtlestimators._base import NetEstimatorBase
-from mtlestimators._fields import MISSING, UNSEEN
-from mtlestimators._gallery_backbone import small_vgg
-from mtlestimators._tabular import FieldClassifierBase
+from mtlestimators._core.base import NetEstimatorBase
+from mtlestimators.tabular._fields import MISSING, UNSEEN
+from mtlestimators.gallery._backbone import small_vgg
+from mtlestimators.tabular._base import FieldClassifierBase
 from mtlestimators.utils import all_estimators
 from tests._harness import fast_instance, make_data, outputs
 

@@ -131,7 +131,7 @@ def test_platt_slope_is_never_negative():
     rng = np.random.RandomState(0)
     p = rng.uniform(0.05, 0.95, size=500)
     y = (rng.uniform(size=500) > p).astype(int)
-    from mtlestimators._calibration import SigmoidCalibration
+    from mtlestimators.autotask._calibration import SigmoidCalibration
 
     fitted = SigmoidCalibration().fit(p, y)
     assert fitted.a_ >= 0.0

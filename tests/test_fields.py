@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mtlestimators import MMoEClassifier
-from mtlestimators._fields import (
+from mtlestimators.tabular._fields import (
     MISSING,
     UNSEEN,
     FieldEmbedding,

@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
 from mtlestimators import GalleryEmbedder
-from mtlestimators._gallery_backbone import build_encoder, small_vgg
+from mtlestimators.gallery._backbone import build_encoder, small_vgg
 from mtlestimators.datasets import make_digit_galleries
 
 FAST = {"backbone": "small_vgg", "image_size": 16, "lr": 1e-3, "verbose": 0}

@@ -94,7 +94,7 @@ def test_packed_batch_equals_one_gallery_at_a_time(embedder, index_lists):
 def test_segment_pooling_matches_a_loop_over_galleries():
     import torch
 
-    from mtlestimators._gallery_pooling import POOLINGS
+    from mtlestimators.gallery._pooling import POOLINGS
 
     torch.manual_seed(0)
     lengths = torch.tensor([3, 1, 5])

@@ -4,7 +4,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from mtlestimators import MMoEClassifier, per_task_scores
-from mtlestimators._mmoe import MMoEModule
+from mtlestimators.tabular._mmoe import MMoEModule
 from mtlestimators.datasets import load_adult_multitask
 from mtlestimators.gates import HardConcreteGate
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mtlestimators import MSSMClassifier
-from mtlestimators._mssm import SparseRoutingModule
+from mtlestimators.tabular._sparse_routing import SparseRoutingModule
 from mtlestimators.datasets import make_multitask_classification
 from mtlestimators.gates import HardConcreteGate
 

@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from mtlestimators import MultiTaskDNNClassifier
-from mtlestimators._multitask_dnn import MultiTaskDNNModule
+from mtlestimators.autotask._multitask_dnn import MultiTaskDNNModule
 from tests.test_autotask import scenario_data
 
 

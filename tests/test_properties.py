@@ -35,8 +35,8 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from mtlestimators import GalleryEmbedder, PerTaskCalibratedClassifier
-from mtlestimators._data import TensorData
-from mtlestimators._net import MultiTaskLoss
+from mtlestimators._core.data import TensorData
+from mtlestimators._core.net import MultiTaskLoss
 from mtlestimators.loss_weighters import GradientWeighter
 from mtlestimators.plugins import (
     available_loss_weighters,

@@ -19,7 +19,8 @@ from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import CosineAnnealingLR, MultiStepLR, StepLR
 
 import mtlestimators
-from mtlestimators import SharedBottomClassifier, _checkpoint
+from mtlestimators import SharedBottomClassifier
+from mtlestimators._core import checkpoint as _checkpoint
 from tests import _resume_script as script
 
 ROOT = Path(__file__).resolve().parents[1]

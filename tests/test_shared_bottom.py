@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mtlestimators import SharedBottomClassifier, per_task_scores
-from mtlestimators._net import MultiTaskLoss
+from mtlestimators._core.net import MultiTaskLoss
 from mtlestimators.datasets import load_adult_multitask
 from mtlestimators.demo import adult_preprocessor
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtlestimators._targets import (
+from mtlestimators._core.targets import (
     drop_unlabelled_rows,
     encode_targets,
     resolve_tasks,

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import MultiTaskClassifierBase, check_fitted_X
+from .._core.base import MultiTaskClassifierBase, check_fitted_X
+from .._core.layers import check_dropout, check_positive_int, check_units
+from ..plugins import get_gate
 from ._fields import FieldEncoder, categorical_mask, check_embedding_dim
-from ._layers import check_dropout, check_positive_int, check_units
-from .plugins import get_gate
+
+# The training parameters' entry shared by the baselines' docstrings.
+_TRAINING_DOC = """loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
+    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
+    autocast, accelerator, **kwargs
+        As in :class:`~mtlestimators.MMoEClassifier`."""
+
 
 
 class FieldClassifierBase(MultiTaskClassifierBase):
@@ -16,7 +23,7 @@ class FieldClassifierBase(MultiTaskClassifierBase):
 
     Subclasses store ``categorical_features`` and ``embedding_dim`` and build a
     module whose ``forward(categorical, numeric)`` starts with a
-    :class:`~mtlestimators._fields.FieldEmbedding`. Numeric fields are
+    :class:`~mtlestimators.tabular._fields.FieldEmbedding`. Numeric fields are
     z-scored with the training mean and standard deviation; NaN in a numeric
     field is an error, NaN in a categorical field is its own category.
     """

@@ -23,17 +23,9 @@ from skorch.hf import AccelerateMixin
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._base import NetEstimatorBase, _name_of
-from ._gallery_backbone import build_encoder
-from ._gallery_data import (
-    GalleryDataset,
-    PackedGalleries,
-    check_galleries,
-    pack_galleries,
-)
-from ._gallery_pooling import POOLINGS, check_pooling
-from ._net import MultiTaskNet
-from ._targets import (
+from .._core.base import NetEstimatorBase, _name_of
+from .._core.net import MultiTaskNet
+from .._core.targets import (
     drop_unlabelled_rows,
     encode_targets,
     missing_mask,
@@ -41,6 +33,14 @@ from ._targets import (
     resolve_tasks,
     task_names_of,
 )
+from ._backbone import build_encoder
+from ._data import (
+    GalleryDataset,
+    PackedGalleries,
+    check_galleries,
+    pack_galleries,
+)
+from ._pooling import POOLINGS, check_pooling
 
 
 class GalleryModule(nn.Module):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.utils.validation import _num_samples
 from torch import nn
 
-from ._layers import check_dropout, check_positive_int
+from .._core.layers import check_dropout, check_positive_int
 from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
 
 TASK_ENCODINGS = ("onehot", "number", "none")

@@ -201,7 +201,7 @@ def _hash_data(digest, data) -> None:
 def fingerprint(params: dict, X, Y) -> str:
     """Hex digest of the library version, the estimator's parameters and the
     training data."""
-    from . import __version__
+    from .. import __version__
 
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"mtlestimators {__version__}; format {FORMAT};".encode())

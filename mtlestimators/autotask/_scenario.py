@@ -18,8 +18,8 @@ from sklearn.utils import check_array
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import column_or_1d
 
-from ._base import MultiTaskClassifierBase, check_fitted_X
-from ._targets import mixes_label_types
+from .._core.base import MultiTaskClassifierBase, check_fitted_X
+from .._core.targets import mixes_label_types
 
 UNSEEN_TASK = 0  # code of a task id not seen in fit (the paper's "id 0")
 

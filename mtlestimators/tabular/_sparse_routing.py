@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.layers import TaskTower, mlp, out_width
+from ..plugins import build_gate
+from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
-from ._layers import TaskTower, check_penalties, mlp, out_width
-from ._tabular import FieldClassifierBase, field_input_width
-from .plugins import build_gate
 
 
 class SparseRoutingModule(nn.Module):
@@ -214,129 +214,3 @@ class _SparseRoutingClassifier(FieldClassifierBase):
         elif hasattr(self, "field_masks_"):  # left by an earlier fit with masks
             del self.field_masks_
         return extras
-
-
-class MSSMClassifier(_SparseRoutingClassifier):
-    """Multiple-level Sparse Sharing Model (Ding, Dong et al., SIGIR 2021).
-
-    Field embeddings; one task-specific lower sub-network per task and
-    ``n_shared`` shared ones; FSCM field masks before each task's specific
-    sub-network; CSSM cell-level hard-concrete gates on the connections
-    ``v_i = sum_j m_ij (.) W_ij u_j`` (Algorithm 1); one tower per task. The
-    loss is ``sum_k w_k L_k + l2_penalty * L2 + l0_penalty * L0`` (eq. 4),
-    with ``w_k`` from ``loss_weighter`` (``uniform``: all 1, as in the paper).
-
-    Parameters
-    ----------
-    categorical_features : "from_dtype", None, mask, indices or names
-        Which columns are categorical, as in HistGradientBoostingClassifier.
-    embedding_dim : int, default=8
-    n_shared : int, default=1
-        Shared lower sub-networks (the paper: 3 sub-networks for 2 tasks,
-        i.e. 2 specific + 1 shared).
-    subnet_units : tuple of int, default=(32,)
-        Layers of each lower sub-network (paper: 32 units).
-    tower_units : tuple of int, default=(32, 16)
-        Each task's tower (paper: 32, 16).
-    field_masks : bool, default=True
-        FSCM on; False is the paper's MSSM-a.
-    cell_sharing : bool, default=True
-        CSSM on (one gate per cell). False keeps one gate per connection
-        (SNR's coding variable): the paper's MSSM-b; with ``field_masks=False``
-        too, MSSM-Basic (= SNR-Trans restricted to MSSM's connections).
-    gate : str, class or instance, default="hard_concrete"
-        Gate plugin for ``m_ij`` (``gate__*`` routes its parameters).
-    l2_penalty : float, default=1e-3
-        lambda_1 on the sum of squared weights (all parameters but the gates').
-    l0_penalty : float, default=1e-2
-        lambda_2 on the gates' expected L0 norm.
-    dropout : float, default=0.0
-    loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
-    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
-    autocast, accelerator, **kwargs
-        As in :class:`~mtlestimators.MMoEClassifier` (paper: Adam, lr 1e-4,
-        batch 256).
-
-    Attributes
-    ----------
-    field_masks_ : ndarray of shape (n_tasks, n_fields)
-        Mean FSCM weight of each field for each task over the training rows
-        (eval mode); 0 means the field never reaches that task's specific
-        sub-network. The paper's Figure 3a. Absent when ``field_masks=False``.
-    connection_sparsity_ : float
-        Share of gate cells exactly 0 at eval (the paper's Figure 3b).
-    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
-    is_categorical_, field_encoder_, n_features_in_, feature_names_in_
-        As in :class:`~mtlestimators.MMoEClassifier`.
-    """
-
-    def __init__(
-        self,
-        categorical_features="from_dtype",
-        embedding_dim: int = 8,
-        n_shared: int = 1,
-        subnet_units: Sequence[int] = (32,),
-        tower_units: Sequence[int] = (32, 16),
-        field_masks: bool = True,
-        cell_sharing: bool = True,
-        gate="hard_concrete",
-        l2_penalty: float = 1e-3,
-        l0_penalty: float = 1e-2,
-        dropout: float = 0.0,
-        loss_weighter="uniform",
-        lr: float = 3e-3,
-        max_epochs: int = 20,
-        batch_size: int = 128,
-        optimizer="adam",
-        callbacks=None,
-        warm_start: bool = False,
-        verbose: int = 1,
-        device: str = "cpu",
-        random_state=None,
-        train_split=None,
-        checkpoint_dir=None,
-        autocast=False,
-        accelerator=None,
-        **kwargs,
-    ):
-        self.categorical_features = categorical_features
-        self.embedding_dim = embedding_dim
-        self.n_shared = n_shared
-        self.subnet_units = subnet_units
-        self.tower_units = tower_units
-        self.field_masks = field_masks
-        self.cell_sharing = cell_sharing
-        self.gate = gate
-        self.l2_penalty = l2_penalty
-        self.l0_penalty = l0_penalty
-        self.dropout = dropout
-        self.loss_weighter = loss_weighter
-        self.lr = lr
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.device = device
-        self.random_state = random_state
-        self.train_split = train_split
-        self.checkpoint_dir = checkpoint_dir
-        self.autocast = autocast
-        self.accelerator = accelerator
-        vars(self).update(kwargs)
-
-    def _build_module(self, specs, **input_spec):
-        check_penalties(l2_penalty=self.l2_penalty, l0_penalty=self.l0_penalty)
-        return SparseRoutingModule, self._module_params(
-            specs,
-            input_spec,
-            counts={"n_shared": self.n_shared},
-            units={"subnet_units": self.subnet_units},
-            n_specific=len(specs),
-            field_masks=bool(self.field_masks),
-            cell_gates=bool(self.cell_sharing),
-            routing="transform",
-            l2_penalty=float(self.l2_penalty),
-            l0_penalty=float(self.l0_penalty),
-        )

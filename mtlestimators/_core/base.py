@@ -15,7 +15,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checkpoint import (
+from ..plugins import get_loss_weighter
+from .checkpoint import (
     Checkpointer,
     check_checkpoint_dir,
     check_checkpoint_random_state,
@@ -23,9 +24,9 @@ from ._checkpoint import (
     fingerprint,
     seeded_global_generators,
 )
-from ._data import TensorBatchIterator
-from ._net import AcceleratedMultiTaskNet, MultiTaskLoss, MultiTaskNet
-from ._targets import (
+from .data import TensorBatchIterator
+from .net import AcceleratedMultiTaskNet, MultiTaskLoss, MultiTaskNet
+from .targets import (
     TaskSpec,
     drop_unlabelled_rows,
     encode_targets,
@@ -33,7 +34,6 @@ from ._targets import (
     resolve_tasks,
     task_names_of,
 )
-from .plugins import get_loss_weighter
 
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,

@@ -23,8 +23,8 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from .._core.targets import mixes_label_types
 from ._scenario import task_codes, task_column_index, task_vocabulary
-from ._targets import mixes_label_types
 
 METHODS = ("sigmoid", "isotonic")
 _EPS = 1e-7

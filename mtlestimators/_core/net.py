@@ -15,9 +15,9 @@ from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from torch import nn
 
-from ._checkpoint import stopped_early
-from ._data import TensorBatchIterator, TensorData
-from .plugins import build_loss_weighter
+from ..plugins import build_loss_weighter
+from .checkpoint import stopped_early
+from .data import TensorBatchIterator, TensorData
 
 
 class MultiTaskLoss(nn.Module):

@@ -11,10 +11,10 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import class_probabilities
-from ._layers import check_dropout, check_units, mlp, out_width
+from .._core.base import class_probabilities
+from .._core.layers import check_dropout, check_units, mlp, out_width
+from .._core.targets import TaskSpec
 from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
-from ._targets import TaskSpec
 
 BRANCHES = ("task", "general")
 

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .._core.layers import TaskTower, check_penalties, mlp, out_width
+from ..plugins import build_gate
+from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
-from ._layers import TaskTower, check_penalties, mlp, out_width
-from ._tabular import FieldClassifierBase, field_input_width
-from .plugins import build_gate
 
 
 class MMoEModule(nn.Module):

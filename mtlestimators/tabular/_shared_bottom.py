@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._base import MultiTaskClassifierBase
-from ._layers import TaskTower, check_dropout, check_units, mlp, out_width
+from .._core.base import MultiTaskClassifierBase
+from .._core.layers import TaskTower, check_dropout, check_units, mlp, out_width
 
 
 class SharedBottomModule(nn.Module):
