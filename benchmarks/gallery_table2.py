@@ -48,10 +48,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mtlestimators import GalleryEmbedder, GalleryIndex
-from mtlestimators.gallery._embedder import GalleryModule
+from mtlestimators.datasets import make_digit_galleries
 from mtlestimators.gallery._backbone import build_encoder
 from mtlestimators.gallery._data import preprocess
-from mtlestimators.datasets import make_digit_galleries
+from mtlestimators.gallery._embedder import GalleryModule
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)

@@ -42,9 +42,9 @@ from mtlestimators import (
     SharedBottomClassifier,
     SNRClassifier,
 )
-from mtlestimators.tabular._fields import FieldEncoder, categorical_mask
 from mtlestimators.datasets import load_adult_multitask, make_multitask_classification
 from mtlestimators.demo import adult_preprocessor
+from mtlestimators.tabular._fields import FieldEncoder, categorical_mask
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 EXPERTS, EXPERT_UNITS, TOWER_UNITS = 3, (32,), (32, 16)  # MSSM paper, 3.3.2

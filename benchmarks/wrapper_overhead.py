@@ -32,9 +32,9 @@ from torch.utils.data import DataLoader
 
 from mtlestimators import SharedBottomClassifier
 from mtlestimators._core.net import MultiTaskLoss, MultiTaskNet
-from mtlestimators.tabular._shared_bottom import SharedBottomModule
 from mtlestimators.datasets import load_adult_multitask
 from mtlestimators.demo import adult_preprocessor
+from mtlestimators.tabular._shared_bottom import SharedBottomModule
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 

@@ -43,8 +43,7 @@ and of :func:`prepare_inputs`.
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
+import importlib
 import os
 import warnings
 from pathlib import Path
@@ -52,48 +51,37 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
-
-from ._core.base import check_fitted_X
-from .autotask._autotask import AutoTaskClassifier
-from .autotask._multitask_dnn import MultiTaskDNNClassifier
-from .autotask._scenario import ScenarioClassifierBase
-from .gallery._data import check_galleries, preprocess
-from .gallery._embedder import GalleryEmbedder
-from .gallery._pooling import AttentionPooling, MaxPooling, MeanPooling
-from .tabular import CrossStitchClassifier, PLEClassifier, SNRClassifier
-from .tabular._base import FieldClassifierBase
-from .tabular._fields import _numeric_block
-from .tabular._mmoe import MMoEClassifier
-from .tabular._mssm import MSSMClassifier
-from .tabular._shared_bottom import SharedBottomClassifier
 
 __all__ = ["export_onnx", "export_torch", "pool_image_features", "prepare_inputs"]
 
-SUPPORTED = (
-    AutoTaskClassifier,
-    MultiTaskDNNClassifier,
-    MSSMClassifier,
-    SNRClassifier,
-    MMoEClassifier,
-    PLEClassifier,
-    CrossStitchClassifier,
-    SharedBottomClassifier,
-    GalleryEmbedder,
-)
 GALLERY_GRAPHS = ("images", "gallery")
 _INSTALL_HINT = 'pip install "mtlestimators[export]"'
 
 
 # --------------------------------------------------------------------- checks
-def _check_estimator(estimator) -> None:
-    if not isinstance(estimator, SUPPORTED):
-        names = ", ".join(cls.__name__ for cls in SUPPORTED)
+def _supported_names() -> list[str]:
+    """The public estimator classes whose family provides an export adapter."""
+    package = importlib.import_module(__package__)
+    return [
+        name
+        for name in package.__all__
+        if isinstance(getattr(package, name, None), type)
+        and callable(getattr(getattr(package, name), "_export_adapter", None))
+    ]
+
+
+def _adapter(estimator):
+    """The estimator's export adapter (its family's ``_export_adapter()``),
+    after checking that it is fitted."""
+    hook = getattr(estimator, "_export_adapter", None)
+    if isinstance(estimator, type) or not callable(hook):
+        names = ", ".join(_supported_names())
         raise TypeError(
             f"Cannot export a {type(estimator).__name__}; export_onnx and "
             f"export_torch support fitted {names}."
         )
     check_is_fitted(estimator)
+    return hook()
 
 
 def _check_path(path, suffix: str) -> Path:
@@ -136,230 +124,10 @@ def _require_onnx():
         ) from None
 
 
-# ---------------------------------------------------------------- the graphs
-def _eval_copy(module: nn.Module) -> nn.Module:
-    """A CPU copy in evaluation mode: exporting never changes the estimator."""
-    module = copy.deepcopy(module).to("cpu").eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
-def _as_buffer(values, dtype=torch.float64) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=dtype)
-
-
-def _probabilities(outputs, multi: bool) -> torch.Tensor:
-    """``predict_proba`` from module outputs, in float64 as the estimators."""
-    if multi:
-        return torch.stack([torch.sigmoid(o.double()) for o in outputs], dim=1)
-    (out,) = outputs
-    if out.ndim == 1:
-        p = torch.sigmoid(out.double())
-        return torch.stack([1.0 - p, p], dim=1)
-    return torch.softmax(out.double(), dim=1)
-
-
-class _ScenarioGraph(nn.Module):
-    """(raw features, task codes) -> predict_proba of a scenario model."""
-
-    def __init__(self, estimator):
-        super().__init__()
-        self.module = _eval_copy(estimator.net_.module_)
-        self.register_buffer("mean", _as_buffer(estimator.feature_mean_))
-        self.register_buffer("scale", _as_buffer(estimator.feature_scale_))
-        # MultiTaskDNN returns (task branch, general branch); AutoTask one output.
-        self.output = 0
-        if isinstance(estimator, MultiTaskDNNClassifier):
-            estimator._check_branch()
-            self.output = ("task", "general").index(estimator.branch)
-
-    def forward(self, features, task):
-        x = ((features - self.mean) / self.scale).to(torch.float32)
-        outputs = self.module(x, task)
-        return _probabilities((outputs[self.output],), multi=False)
-
-
-class _FieldGraph(nn.Module):
-    """(categorical codes, raw numeric) -> predict_proba of the MSSM family."""
-
-    def __init__(self, estimator):
-        super().__init__()
-        encoder = estimator.field_encoder_
-        self.module = _eval_copy(estimator.net_.module_)
-        self.register_buffer("mean", _as_buffer(encoder.means))
-        self.register_buffer("scale", _as_buffer(encoder.scales))
-        self.n_categorical = len(encoder.vocabularies)
-        self.n_numeric = int((~encoder.categorical).sum())
-        self.multi = estimator._multi()
-
-    def run(self, categorical, numeric):
-        batch = (categorical if self.n_categorical else numeric).shape[0]
-        if self.n_numeric:
-            numeric = ((numeric - self.mean) / self.scale).to(torch.float32)
-        else:  # no numeric field: an empty (B, 0) block for the module
-            numeric = torch.zeros((batch, 0), dtype=torch.float32)
-        if not self.n_categorical:
-            categorical = torch.zeros((batch, 0), dtype=torch.int64)
-        return _probabilities(self.module(categorical, numeric), self.multi)
-
-    def forward(self, categorical, numeric):
-        return self.run(categorical, numeric)
-
-
-class _CategoricalGraph(_FieldGraph):
-    """A model whose fields are all categorical."""
-
-    def forward(self, categorical):
-        return self.run(categorical, None)
-
-
-class _NumericGraph(_FieldGraph):
-    """A model whose fields are all numeric."""
-
-    def forward(self, numeric):
-        return self.run(None, numeric)
-
-
-class _MatrixGraph(nn.Module):
-    """X -> predict_proba of a float-matrix model (SharedBottom)."""
-
-    def __init__(self, estimator):
-        super().__init__()
-        self.module = _eval_copy(estimator.net_.module_)
-        self.multi = estimator._multi()
-
-    def forward(self, X):
-        outputs = self.module(X.to(torch.float32))
-        if isinstance(outputs, torch.Tensor):
-            outputs = (outputs,)
-        return _probabilities(outputs, self.multi)
-
-
-class _ImageGraph(nn.Module):
-    """Images (N, 3, S, S) -> per-image encoder features (N, D)."""
-
-    def __init__(self, estimator):
-        super().__init__()
-        self.encoder = _eval_copy(estimator.net_.module_.encoder)
-
-    def forward(self, images):
-        return self.encoder(images)
-
-
-class _GalleryGraph(nn.Module):
-    """The images of one gallery -> its pooled embedding (1, D)."""
-
-    def __init__(self, estimator):
-        super().__init__()
-        module = _eval_copy(estimator.net_.module_)
-        self.encoder = module.encoder
-        self.pooling = module.pooling
-
-    def forward(self, images):
-        h = self.encoder(images)  # (N, D)
-        if isinstance(self.pooling, MaxPooling):
-            return h.amax(dim=0, keepdim=True)
-        if isinstance(self.pooling, AttentionPooling):
-            a = torch.softmax(self.pooling.score(h)[:, 0], dim=0)  # (N,)
-            return (a[:, None] * h).sum(dim=0, keepdim=True)
-        return h.mean(dim=0, keepdim=True)
-
-
-def _graph(estimator, gallery_graph: str):
-    """``(module, example inputs, input names, output name, batch axis name)``."""
-    batch = 2  # example rows for tracing; the batch axis is dynamic
-    if isinstance(estimator, GalleryEmbedder):
-        _check_gallery_graph(gallery_graph)
-        pooling = estimator.net_.module_.pooling
-        if not isinstance(pooling, (MeanPooling, MaxPooling, AttentionPooling)):
-            raise TypeError(f"Unknown pooling module {type(pooling).__name__}.")
-        size = estimator.image_size_
-        example = (torch.zeros(batch, 3, size, size),)
-        if gallery_graph == "gallery":
-            return _GalleryGraph(estimator), example, ["images"], "embedding", "images"
-        return _ImageGraph(estimator), example, ["images"], "features", "images"
-    if isinstance(estimator, ScenarioClassifierBase):
-        d = len(estimator.feature_mean_)
-        example = (
-            torch.zeros(batch, d, dtype=torch.float64),
-            torch.ones(batch, dtype=torch.int64),
-        )
-        return (
-            _ScenarioGraph(estimator),
-            example,
-            ["features", "task"],
-            "proba",
-            "batch",
-        )
-    if isinstance(estimator, FieldClassifierBase):
-        encoder = estimator.field_encoder_
-        n_cat = len(encoder.vocabularies)
-        n_num = int((~encoder.categorical).sum())
-        example, names = [], []
-        if n_cat:
-            example.append(torch.zeros(batch, n_cat, dtype=torch.int64))
-            names.append("categorical")
-        if n_num:
-            example.append(torch.zeros(batch, n_num, dtype=torch.float64))
-            names.append("numeric")
-        cls = (
-            _FieldGraph
-            if n_cat and n_num
-            else (_CategoricalGraph if n_cat else _NumericGraph)
-        )
-        return cls(estimator), tuple(example), names, "proba", "batch"
-    example = (torch.zeros(batch, estimator.n_features_in_, dtype=torch.float64),)
-    return _MatrixGraph(estimator), example, ["X"], "proba", "batch"
-
-
+# ---------------------------------------------------------------- helpers
 def _dynamic_shapes(names, axis: str) -> dict:
     dim = torch.export.Dim(axis, min=1)
     return {name: {0: dim} for name in names}
-
-
-def _json(value) -> str:
-    return json.dumps(
-        value, default=lambda v: v.item() if hasattr(v, "item") else str(v)
-    )
-
-
-def _metadata(estimator, names, output, gallery_graph) -> dict[str, str]:
-    """What a server needs besides the graph, as ONNX metadata (JSON strings)."""
-    from . import __version__
-
-    meta = {
-        "mtlestimators.version": __version__,
-        "mtlestimators.estimator": type(estimator).__name__,
-        "mtlestimators.inputs": _json(names),
-        "mtlestimators.output": output,
-    }
-    if isinstance(estimator, GalleryEmbedder):
-        meta["mtlestimators.image_size"] = str(estimator.image_size_)
-        meta["mtlestimators.pooling"] = type(estimator.net_.module_.pooling).__name__
-        meta["mtlestimators.gallery_graph"] = gallery_graph
-        return meta
-    classes = estimator.classes_
-    meta["mtlestimators.classes"] = _json(
-        [c.tolist() for c in classes] if isinstance(classes, list) else classes.tolist()
-    )
-    meta["mtlestimators.task_names"] = _json(estimator.task_names_.tolist())
-    if isinstance(estimator, ScenarioClassifierBase):
-        # code k + 1 for tasks_[k]; 0 for a task id not seen in fit
-        meta["mtlestimators.tasks"] = _json(list(estimator.tasks_))
-        meta["mtlestimators.task_column"] = _json(estimator.task_column)
-        if isinstance(estimator, MultiTaskDNNClassifier):
-            meta["mtlestimators.branch"] = estimator.branch
-    if isinstance(estimator, FieldClassifierBase):
-        encoder = estimator.field_encoder_
-        # code 2 + i for vocabulary[i]; 0 unseen, 1 missing
-        meta["mtlestimators.categorical_columns"] = _json(
-            np.flatnonzero(encoder.categorical).tolist()
-        )
-        meta["mtlestimators.vocabularies"] = _json(
-            [list(v) for v in encoder.vocabularies]
-        )
-    return meta
 
 
 @contextlib.contextmanager
@@ -416,13 +184,13 @@ def export_onnx(
         The module uses an operation ONNX cannot express; use
         :func:`export_torch` instead.
     """
-    _check_estimator(estimator)
+    adapter = _adapter(estimator)
     out = _check_path(path, ".onnx")
     _check_gallery_graph(gallery_graph)
     _require_onnx()
     import onnx
 
-    graph, example, names, output, axis = _graph(estimator, gallery_graph)
+    graph, example, names, output, axis = adapter.graph(gallery_graph)
     graph.eval()
     try:
         with _quiet():
@@ -444,7 +212,7 @@ def export_onnx(
             "torch.export program instead."
         ) from exc
     model = program.model_proto
-    for key, value in _metadata(estimator, names, output, gallery_graph).items():
+    for key, value in adapter.metadata(names, output, gallery_graph).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
@@ -453,21 +221,40 @@ def export_onnx(
 
 
 def export_torch(estimator, path, *, gallery_graph: str = "images"):
-    """Export the same inference path as :func:`export_onnx` as a
-    ``torch.export`` program (``torch.export.save``), for a module whose
-    operations ONNX cannot express or to serve with torch alone.
+    """Export a fitted estimator's inference path as a ``torch.export`` program.
 
-    Load it with ``program = torch.export.load(path)`` and call
+    The same computation as :func:`export_onnx`, saved with
+    ``torch.export.save``: for a module whose operations ONNX cannot express
+    or to serve with torch alone. Load it with
+    ``program = torch.export.load(path)`` and call
     ``program.module()(*tensors)`` with the arrays of
     ``prepare_inputs(estimator, X)`` as tensors, in that order; it returns
     the same tensor as the ONNX graph's output.
 
-    Returns the written ``pathlib.Path``. Raises as :func:`export_onnx`.
+    Parameters
+    ----------
+    estimator : fitted estimator
+        One of the estimators :func:`export_onnx` supports.
+    path : str or os.PathLike
+        The file to write (its folder must exist), e.g. ``"model.pt2"``.
+    gallery_graph : {"images", "gallery"}, default="images"
+        GalleryEmbedder only, as in :func:`export_onnx`.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    NotFittedError, TypeError, ValueError
+        As :func:`export_onnx`: unfitted or unsupported estimator, bad path
+        or ``gallery_graph``.
     """
-    _check_estimator(estimator)
+    adapter = _adapter(estimator)
     out = _check_path(path, ".pt2")
     _check_gallery_graph(gallery_graph)
-    graph, example, names, _, axis = _graph(estimator, gallery_graph)
+    graph, example, names, _, axis = adapter.graph(gallery_graph)
     graph.eval()
     # The forward's argument names are the input names.
     shapes = _dynamic_shapes(names, axis)
@@ -478,44 +265,64 @@ def export_torch(estimator, path, *, gallery_graph: str = "images"):
 
 
 def prepare_inputs(estimator, X) -> dict[str, np.ndarray]:
-    """The exported graph's inputs for X, computed with numpy as the estimator
-    does before its module: ``{input name: array}``, ready for
+    """The exported graph's inputs for X, computed with numpy.
+
+    X goes through what the estimator does before its module, giving
+    ``{input name: array}``, ready for
     ``onnxruntime.InferenceSession.run(None, prepare_inputs(estimator, X))``.
 
-    X is checked as by the estimator's ``predict_proba`` (``transform`` for
-    a GalleryEmbedder, whose images of every gallery are packed one gallery
-    after the other; the gallery lengths are ``[len(g) for g in X]``, one
-    image per row for a 2-D array).
+    Parameters
+    ----------
+    estimator : fitted estimator
+        One of the estimators :func:`export_onnx` supports.
+    X : array-like or DataFrame
+        The rows to predict, checked as by the estimator's ``predict_proba``
+        (``transform`` for a GalleryEmbedder, whose images of every gallery
+        are packed one gallery after the other; the gallery lengths are
+        ``[len(g) for g in X]``, one image per row for a 2-D array).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The graph's inputs by name, in the graph's input order; an input
+        with no columns is left out.
+
+    Raises
+    ------
+    NotFittedError, TypeError
+        Unfitted or unsupported estimator.
     """
-    _check_estimator(estimator)
-    if isinstance(estimator, GalleryEmbedder):
-        galleries = check_galleries(X)
-        images = [
-            preprocess(g, estimator.image_size_, f"X[{i}]")
-            for i, g in enumerate(galleries)
-        ]
-        return {"images": torch.cat(images).numpy()}
-    if isinstance(estimator, ScenarioClassifierBase):
-        features, codes = estimator._checked_predict_columns(X)
-        return {"features": features, "task": codes}
-    if isinstance(estimator, FieldClassifierBase):
-        X = check_fitted_X(estimator, X, **estimator._X_check_params)
-        encoder = estimator.field_encoder_
-        inputs = {}
-        if encoder.vocabularies:
-            inputs["categorical"] = encoder.transform(X)["categorical"]
-        if (~encoder.categorical).any():
-            inputs["numeric"] = _numeric_block(X, encoder.categorical, encoder.names)
-        return inputs
-    X = check_fitted_X(estimator, X, dtype=[np.float64, np.float32])
-    return {"X": X.astype(np.float64, copy=False)}
+    return _adapter(estimator).prepare_inputs(X)
 
 
 def pool_image_features(features, lengths, pooling: str = "mean") -> np.ndarray:
-    """Pool per-image features (N, D) into one row per gallery (B, D) with
-    numpy: ``lengths`` are the B gallery lengths (summing to N), in the order
-    the images were packed. ``pooling`` is "mean" or "max"; attention pooling
-    has learned weights: export it with ``gallery_graph="gallery"``."""
+    """Pool per-image features (N, D) into one row per gallery (B, D) with numpy.
+
+    Parameters
+    ----------
+    features : array-like of shape (N, D)
+        Per-image features, the output of a ``gallery_graph="images"`` graph.
+    lengths : array-like of int, shape (B,)
+        The B gallery lengths (positive, summing to N), in the order the
+        images were packed.
+    pooling : {"mean", "max"}, default="mean"
+        The reduction over each gallery's images. Attention pooling has
+        learned weights: export it with ``gallery_graph="gallery"``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (B, D)
+        One row per gallery, in the dtype of ``features``.
+
+    Examples
+    --------
+    >>> from mtlestimators.export import pool_image_features
+    >>> pool_image_features([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [2, 1])
+    array([[2., 3.],
+           [5., 6.]])
+    >>> pool_image_features([[1.0, 4.0], [3.0, 2.0]], [2], pooling="max")
+    array([[3., 4.]])
+    """
     features = np.asarray(features)
     lengths = np.asarray(lengths, dtype=np.int64)
     if features.ndim != 2:

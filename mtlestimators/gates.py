@@ -111,7 +111,17 @@ class HardConcreteGate(Gate):
         return (s * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
 
     def sample(self, n: int = 1) -> torch.Tensor:
-        """Draw ``n`` independent gate vectors, shape (n, n_outputs)."""
+        """Draw ``n`` independent gate vectors, shape (n, n_outputs).
+
+        Parameters
+        ----------
+        n : int, default=1
+            Number of gate vectors.
+
+        Returns
+        -------
+        Tensor of shape (n, n_outputs)
+        """
         eps = torch.finfo(self.log_alpha.dtype).eps
         u = torch.rand(n, self.n_outputs, device=self.log_alpha.device)
         u = u.clamp(eps, 1.0 - eps)
@@ -123,6 +133,19 @@ class HardConcreteGate(Gate):
         return self._stretch(torch.sigmoid(self.log_alpha)).unsqueeze(0)
 
     def forward(self, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Gate values: one sample in training mode, the test-time values in
+        eval mode.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_inputs), optional
+            The gate's input; not used (the gates do not depend on it).
+
+        Returns
+        -------
+        Tensor of shape (1, n_outputs)
+            One row, shared by the batch.
+        """
         # One sample per forward pass, shared by the batch (Algorithm 1 of MSSM).
         if self.training:
             return self.sample(1)  # (1, n_outputs)
@@ -172,4 +195,16 @@ class SoftmaxGate(Gate):
         self.linear = nn.Linear(self.n_inputs, self.n_outputs, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mixture weights ``softmax(W x / temperature)``.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_inputs)
+            The gate's input.
+
+        Returns
+        -------
+        Tensor of shape (B, n_outputs)
+            Non-negative weights summing to 1 over the experts.
+        """
         return torch.softmax(self.linear(x) / self.temperature, dim=-1)  # (B, E)

@@ -56,7 +56,17 @@ class LossWeighter(nn.Module):
         self.n_tasks = int(n_tasks)
 
     def prepare(self, y: np.ndarray, task_kinds: Sequence[str]) -> None:
-        """Hook called at fit start with the training targets; no-op here."""
+        """Hook called at fit start with the training targets; no-op here.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, n_tasks)
+            The encoded training targets, float, NaN where a label is missing
+            (class indices for classification tasks).
+        task_kinds : sequence of str
+            Each task's kind: ``"binary"``, ``"multiclass"`` or
+            ``"regression"``.
+        """
 
     def _check(self, losses: torch.Tensor) -> None:
         assert losses.shape == (self.n_tasks,), (losses.shape, self.n_tasks)
@@ -90,6 +100,18 @@ class UniformWeighter(LossWeighter):
         self.register_buffer("weights", torch.from_numpy(weights))
 
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
+        """The weighted sum ``sum_k w_k L_k``.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+
+        Returns
+        -------
+        Tensor
+            The scalar total.
+        """
         self._check(losses)
         return (self.weights * losses).sum()
 
@@ -102,6 +124,10 @@ class PseudoUniformWeighter(LossWeighter):
     training targets, so every regression loss is on the scale of a unit
     variance target. With those statistics fixed (by ``prepare``), the total
     is linear in the losses: ``total(c L) = c total(L)``.
+
+    Parameters
+    ----------
+    n_tasks : int
     """
 
     def __init__(self, n_tasks: int):
@@ -109,6 +135,18 @@ class PseudoUniformWeighter(LossWeighter):
         self.register_buffer("scale", torch.ones(self.n_tasks))
 
     def prepare(self, y: np.ndarray, task_kinds: Sequence[str]) -> None:
+        """Set each regression task's weight to ``1 / var`` of its labelled
+        targets; raises ValueError for a regression task of zero variance.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, n_tasks)
+            The encoded training targets, float, NaN where a label is missing
+            (class indices for classification tasks).
+        task_kinds : sequence of str
+            Each task's kind: ``"binary"``, ``"multiclass"`` or
+            ``"regression"``.
+        """
         scale = np.ones(self.n_tasks, dtype=np.float32)
         for k, kind in enumerate(task_kinds):
             if kind != "regression":
@@ -126,6 +164,18 @@ class PseudoUniformWeighter(LossWeighter):
         self.scale.copy_(torch.from_numpy(scale))
 
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
+        """The scaled sum ``sum_k scale_k L_k``.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+
+        Returns
+        -------
+        Tensor
+            The scalar total.
+        """
         self._check(losses)
         return (self.scale * losses).sum()
 
@@ -162,12 +212,40 @@ class UncertaintyWeighter(LossWeighter):
         self.register_buffer("factor", torch.ones(self.n_tasks))
 
     def prepare(self, y: np.ndarray, task_kinds: Sequence[str]) -> None:
+        """Set the factor of each task's loss: 1/2 for a regression task
+        (``L_k / (2 sigma_k^2)``), 1 for the others.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, n_tasks)
+            The encoded training targets, float, NaN where a label is missing
+            (class indices for classification tasks).
+        task_kinds : sequence of str
+            Each task's kind: ``"binary"``, ``"multiclass"`` or
+            ``"regression"``.
+        """
         factor = [0.5 if kind == "regression" else 1.0 for kind in task_kinds]
         self.factor.copy_(torch.tensor(factor))
 
     def forward(
         self, losses: torch.Tensor, labelled: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """The uncertainty-weighted total (eq. 2 of the gallery paper).
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+        labelled : bool Tensor of shape (n_tasks,), optional
+            True where the task has a labelled row in the batch; the terms of
+            the other tasks, ``log sigma_k`` included, are left out. None
+            keeps every task.
+
+        Returns
+        -------
+        Tensor
+            The scalar total.
+        """
         self._check(losses)
         precision = torch.exp(-self.log_variance)
         terms = self.factor * precision * losses + 0.5 * self.log_variance
@@ -217,6 +295,23 @@ class DWAWeighter(LossWeighter):
     def forward(
         self, losses: torch.Tensor, labelled: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """The weighted sum with the current epoch's weights; in training
+        mode, also adds the losses to the epoch's running means.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+        labelled : bool Tensor of shape (n_tasks,), optional
+            True where the task has a labelled row in the batch; only those
+            tasks' losses count towards the epoch's means. None counts every
+            task.
+
+        Returns
+        -------
+        Tensor
+            The scalar total.
+        """
         self._check(losses)
         if self.training:
             seen = (
@@ -261,9 +356,26 @@ class RLWWeighter(LossWeighter):
     estimators seed from ``random_state``. In evaluation the expected
     weights 1/K are used, so validation losses are deterministic. For a given
     draw (and in evaluation) the total is linear in the losses.
+
+    Parameters
+    ----------
+    n_tasks : int
     """
 
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
+        """The sum weighted by a fresh ``softmax(z)`` draw in training mode,
+        by 1/K in evaluation.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+
+        Returns
+        -------
+        Tensor
+            The scalar total.
+        """
         self._check(losses)
         if self.training:
             z = torch.randn(self.n_tasks, device=losses.device)
@@ -299,11 +411,42 @@ class GradientWeighter(LossWeighter):
     """
 
     def forward(self, losses: torch.Tensor, labelled=None) -> torch.Tensor:
+        """The plain sum of the losses.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+        labelled : bool Tensor of shape (n_tasks,), optional
+            Accepted for the common interface and not used (a task with no
+            labelled row has loss 0).
+
+        Returns
+        -------
+        Tensor
+            The scalar total.
+        """
         self._check(losses)
         return losses.sum()
 
     def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        """One direction (P,) from per-task gradients (K', P) and losses (K',)."""
+        """One direction (P,) from per-task gradients (K', P) and losses (K',).
+
+        Subclasses implement it; the base raises NotImplementedError.
+
+        Parameters
+        ----------
+        grads : Tensor of shape (K', P)
+            Flattened gradients of the shared parameters, one row per task
+            labelled in the batch.
+        losses : Tensor of shape (K',)
+            Those tasks' losses, detached.
+
+        Returns
+        -------
+        Tensor of shape (P,)
+            The update direction of the shared parameters.
+        """
         raise NotImplementedError
 
     @staticmethod
@@ -319,7 +462,28 @@ class GradientWeighter(LossWeighter):
         ``sum_k L_k + regularization``, shared parameters those of the
         regularization. Returns that total (for logging) and the indices of
         the tasks labelled in the batch; the shared parameters' task
-        gradients are left to the method."""
+        gradients are left to the method.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+        shared_parameters : list of Parameter
+            Parameters used by several tasks.
+        task_parameters : list of Parameter
+            The other parameters (each task's own).
+        labelled : bool Tensor of shape (n_tasks,)
+            True where the task has a labelled row in the batch.
+        regularization : Tensor
+            The module's scalar regularization term.
+
+        Returns
+        -------
+        total : Tensor
+            ``sum_k L_k + regularization``.
+        tasks : list of int
+            Indices of the labelled tasks.
+        """
         self._check(losses)
         total = losses.sum() + regularization
         self._backward(total, task_parameters)
@@ -329,7 +493,23 @@ class GradientWeighter(LossWeighter):
 
     @staticmethod
     def task_gradients(losses, parameters, tasks) -> torch.Tensor:
-        """Flattened gradients of ``losses[k]`` for each k in ``tasks``, (K', P)."""
+        """Flattened gradients of ``losses[k]`` for each k in ``tasks``, (K', P).
+
+        A parameter a loss does not reach gets a zero gradient.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+        parameters : list of Parameter
+            The parameters to differentiate, P values in all.
+        tasks : list of int
+            The task indices, one row each.
+
+        Returns
+        -------
+        Tensor of shape (len(tasks), P)
+        """
         rows = []
         for k in tasks:
             grads = torch.autograd.grad(
@@ -347,7 +527,15 @@ class GradientWeighter(LossWeighter):
 
     @staticmethod
     def add_to_grad(parameters, direction: torch.Tensor) -> None:
-        """Accumulate a flat direction (P,) into the parameters' ``.grad``."""
+        """Accumulate a flat direction (P,) into the parameters' ``.grad``.
+
+        Parameters
+        ----------
+        parameters : list of Parameter
+            The parameters, in the order ``direction`` was flattened.
+        direction : Tensor of shape (P,)
+            The values to add, P being the parameters' total size.
+        """
         start = 0
         for p in parameters:
             n = p.numel()
@@ -365,6 +553,29 @@ class GradientWeighter(LossWeighter):
         regularization,
         representation=None,
     ) -> torch.Tensor:
+        """Replace the training step's backward pass and set ``.grad`` on every
+        parameter.
+
+        :meth:`backward_plain_parts` gives the task parameters their plain
+        gradients; the shared parameters get the regularization's gradient
+        plus the direction :meth:`combine` returns for the labelled tasks'
+        gradients.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch, with their graph.
+        shared_parameters, task_parameters, labelled, regularization
+            As in :meth:`backward_plain_parts`.
+        representation : Tensor, optional
+            The shared representation the towers read, when the module
+            exposes it; not used here (for subclasses that work on it).
+
+        Returns
+        -------
+        Tensor
+            ``sum_k L_k + regularization``, detached, to log.
+        """
         total, tasks = self.backward_plain_parts(
             losses, shared_parameters, task_parameters, labelled, regularization
         )

@@ -46,7 +46,21 @@ class PluginWarning(UserWarning):
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """One discovered plugin: its name, group, target and distribution."""
+    """One discovered plugin: its name, group, target and distribution.
+
+    Parameters
+    ----------
+    name : str
+        The entry point's name, the one estimators take (``"uniform"``).
+    group : str
+        The entry-point group, ``LOSS_WEIGHTERS_GROUP`` or ``GATES_GROUP``.
+    value : str
+        The entry point's target, ``"module:attribute"``.
+    distribution : str
+        The name of the distribution that registers it.
+    version : str
+        That distribution's version ("" when unknown).
+    """
 
     name: str
     group: str
@@ -158,12 +172,52 @@ def available_gates() -> list[str]:
 
 
 def get_loss_weighter(name: str) -> type[nn.Module]:
-    """The loss weighter class registered as ``name``."""
+    """The loss weighter class registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available_loss_weighters`.
+
+    Returns
+    -------
+    type
+        The class, imported on this call.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        If no plugin is registered as ``name``.
+    ImportError
+        If the plugin fails to import.
+    """
     return _get(LOSS_WEIGHTERS_GROUP, name, "loss weighter")
 
 
 def get_gate(name: str) -> type[nn.Module]:
-    """The gate class registered as ``name``."""
+    """The gate class registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available_gates`.
+
+    Returns
+    -------
+    type
+        The class, imported on this call.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        If no plugin is registered as ``name``.
+    ImportError
+        If the plugin fails to import.
+    """
     return _get(GATES_GROUP, name, "gate")
 
 
@@ -214,7 +268,23 @@ def _build(spec, args: tuple, params: dict, *, argument: str, group: str, kind: 
 
 
 def build_loss_weighter(spec, n_tasks: int, **params) -> nn.Module:
-    """Build a loss weighter from a name, class or instance (copied)."""
+    """Build a loss weighter from a name, class or instance (copied).
+
+    Parameters
+    ----------
+    spec : str, nn.Module subclass or nn.Module instance
+        A registered name, a class (called as ``spec(n_tasks, **params)``),
+        or an instance, returned as a deep copy.
+    n_tasks : int
+        Number of tasks; an instance must have been built for as many.
+    **params
+        Keyword arguments of the class (the estimators' ``loss_weighter__*``
+        parameters); refused with an instance.
+
+    Returns
+    -------
+    nn.Module
+    """
     weighter = _build(
         spec,
         (n_tasks,),
@@ -233,7 +303,26 @@ def build_loss_weighter(spec, n_tasks: int, **params) -> nn.Module:
 
 
 def build_gate(spec, n_inputs: int, n_outputs: int, **params) -> nn.Module:
-    """Build a gate from a name, class or instance (copied)."""
+    """Build a gate from a name, class or instance (copied).
+
+    Parameters
+    ----------
+    spec : str, nn.Module subclass or nn.Module instance
+        A registered name, a class (called as
+        ``spec(n_inputs, n_outputs, **params)``), or an instance, returned as
+        a deep copy.
+    n_inputs : int
+        Width of the input the gate reads.
+    n_outputs : int
+        Number of gate values it returns.
+    **params
+        Keyword arguments of the class (the estimators' ``gate__*``
+        parameters); refused with an instance.
+
+    Returns
+    -------
+    nn.Module
+    """
     return _build(
         spec,
         (n_inputs, n_outputs),

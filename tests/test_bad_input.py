@@ -35,9 +35,9 @@ from mtlestimators import (
     SharedBottomClassifier,
 )
 from mtlestimators._core.base import NetEstimatorBase
-from mtlestimators.tabular._fields import MISSING, UNSEEN
 from mtlestimators.gallery._backbone import small_vgg
 from mtlestimators.tabular._base import FieldClassifierBase
+from mtlestimators.tabular._fields import MISSING, UNSEEN
 from mtlestimators.utils import all_estimators
 from tests._harness import fast_instance, make_data, outputs
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from mtlestimators import CrossStitchClassifier, PLEClassifier, SNRClassifier
+from mtlestimators.datasets import make_multitask_classification
 from mtlestimators.tabular._cross_stitch import CrossStitchModule
 from mtlestimators.tabular._ple import PLEModule
 from mtlestimators.tabular._sparse_routing import SparseRoutingModule
-from mtlestimators.datasets import make_multitask_classification
 
 INPUT = dict(cardinalities=[5], n_numeric=2, field_order=[0, 1, 2], output_dims=[1, 1])
 

@@ -9,8 +9,8 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
 from mtlestimators import GalleryEmbedder
-from mtlestimators.gallery._backbone import build_encoder, small_vgg
 from mtlestimators.datasets import make_digit_galleries
+from mtlestimators.gallery._backbone import build_encoder, small_vgg
 
 FAST = {"backbone": "small_vgg", "image_size": 16, "lr": 1e-3, "verbose": 0}
 

@@ -4,9 +4,9 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from mtlestimators import MMoEClassifier, per_task_scores
-from mtlestimators.tabular._mmoe import MMoEModule
 from mtlestimators.datasets import load_adult_multitask
 from mtlestimators.gates import HardConcreteGate
+from mtlestimators.tabular._mmoe import MMoEModule
 
 
 def test_learns_both_adult_tasks_from_raw_fields():

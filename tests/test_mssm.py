@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from mtlestimators import MSSMClassifier
-from mtlestimators.tabular._sparse_routing import SparseRoutingModule
 from mtlestimators.datasets import make_multitask_classification
 from mtlestimators.gates import HardConcreteGate
+from mtlestimators.tabular._sparse_routing import SparseRoutingModule
 
 
 def _module(**kwargs):

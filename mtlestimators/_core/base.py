@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-import numbers
+import os
 
 import numpy as np
 import torch
@@ -18,7 +18,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..plugins import get_loss_weighter
 from .checkpoint import (
     Checkpointer,
-    check_checkpoint_dir,
     check_checkpoint_random_state,
     cuda_rng_devices,
     fingerprint,
@@ -26,6 +25,17 @@ from .checkpoint import (
 )
 from .data import TensorBatchIterator
 from .net import AcceleratedMultiTaskNet, MultiTaskLoss, MultiTaskNet
+from .params import (
+    Boolean,
+    Callable,
+    InstanceOf,
+    Integer,
+    Options,
+    Plugin,
+    Real,
+    SubclassOf,
+    validate_params,
+)
 from .targets import (
     TaskSpec,
     drop_unlabelled_rows,
@@ -109,25 +119,6 @@ def resolve_autocast(autocast, device_type: str):
         f"autocast={autocast!r} is not a mixed precision setting; use False, "
         "True (bfloat16 on CPU, float16 on CUDA), 'bfloat16' or 'float16'."
     )
-
-
-def check_accelerator(accelerator):
-    """None or an ``accelerate.Accelerator``."""
-    if accelerator is None:
-        return None
-    try:
-        from accelerate import Accelerator
-    except ImportError:  # pragma: no cover - accelerate is an optional extra
-        raise ImportError(
-            "accelerator= needs the accelerate package: pip install "
-            "'mtlestimators[accelerate]'."
-        ) from None
-    if not isinstance(accelerator, Accelerator):
-        raise TypeError(
-            "accelerator must be None or an accelerate.Accelerator instance, "
-            f"got {accelerator!r}."
-        )
-    return accelerator
 
 
 def _explain_input_error(exc: ValueError, estimator) -> ValueError:
@@ -224,6 +215,37 @@ class NetEstimatorBase(BaseEstimator):
     # Routed prefixes consumed by the module builder rather than by skorch.
     _module_prefixes: tuple[str, ...] = ()
 
+    # What each parameter accepts, checked by ``fit`` before anything else
+    # (params.validate_params); subclasses add their own parameters.
+    _parameter_constraints: dict = {
+        "loss_weighter": [Plugin("loss weighter")],
+        "lr": [Real(0, None, closed="neither")],
+        "max_epochs": [Integer(1)],
+        "batch_size": [Integer(1)],
+        "optimizer": [
+            Options(sorted(_OPTIMIZERS), ignore_case=True),
+            SubclassOf(torch.optim.Optimizer, "a torch.optim.Optimizer subclass"),
+        ],
+        "callbacks": [None, InstanceOf((list, tuple), description="a list")],
+        "warm_start": [Boolean()],
+        "verbose": [Boolean(), Integer(0)],
+        # Parsed, and checked against the machine's devices, in _train.
+        "device": [None, str, Integer(0), torch.device],
+        "random_state": [
+            None,
+            Integer(0, 2**32 - 1),
+            InstanceOf(np.random.RandomState, description="a numpy RandomState"),
+        ],
+        "train_split": [None, Callable()],
+        "checkpoint_dir": [None, str, os.PathLike],
+        "autocast": [
+            Options(_AUTOCAST_DTYPES + (torch.bfloat16, torch.float16)),
+            Boolean(),
+            None,
+        ],
+        "accelerator": [None, InstanceOf("accelerate.Accelerator")],
+    }
+
     def _routed_for(self, prefix: str) -> dict:
         """The routed ``prefix__name`` parameters as ``{name: value}``."""
         head = prefix + "__"
@@ -243,11 +265,36 @@ class NetEstimatorBase(BaseEstimator):
         }
 
     def get_params(self, deep: bool = True) -> dict:
+        """Parameters of the estimator, routed ``prefix__name`` ones included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of sub-estimators, as in scikit-learn.
+
+        Returns
+        -------
+        dict
+            Parameter names mapped to their values.
+        """
         params = super().get_params(deep=deep)
         params.update(self._routed_params())
         return params
 
     def set_params(self, **params):
+        """Set parameters; unknown names are stored as routed parameters.
+
+        Parameters
+        ----------
+        **params
+            Constructor parameters are set as in scikit-learn; any other name
+            (``optimizer__weight_decay``, ``gate__temperature``, ...) is stored
+            as an attribute and checked at ``fit``.
+
+        Returns
+        -------
+        self
+        """
         names = set(self._get_param_names())
         own = {k: v for k, v in params.items() if k in names}
         super().set_params(**own)
@@ -283,20 +330,10 @@ class NetEstimatorBase(BaseEstimator):
         return int(rng.randint(np.iinfo(np.int32).max))
 
     def _check_training_params(self) -> None:
-        for name in ("max_epochs", "batch_size"):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, numbers.Integral)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.lr, numbers.Real) or not self.lr > 0:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
-        check_checkpoint_dir(getattr(self, "checkpoint_dir", None))
-        accelerator = check_accelerator(getattr(self, "accelerator", None))
+        # Each parameter alone is checked by validate_params at fit; these
+        # are the combinations it cannot see.
+        accelerator = getattr(self, "accelerator", None)
         autocast = getattr(self, "autocast", False)
-        resolve_autocast(autocast, "cpu")
         if accelerator is not None:
             if autocast not in (None, False):
                 raise ValueError(
@@ -378,7 +415,9 @@ class NetEstimatorBase(BaseEstimator):
         """Extra keyword arguments for the net (e.g. iterator settings)."""
         return {}
 
-    def _build_net(self, module_cls, module_params, specs, device, routed):
+    def _build_net(
+        self, module_cls, module_params, specs, device, routed, checkpointer=None
+    ):
         kwargs = {f"module__{k}": v for k, v in module_params.items()}
         kwargs.update(self._net_kwargs())
         kwargs.update(
@@ -415,6 +454,7 @@ class NetEstimatorBase(BaseEstimator):
             warm_start=True,
             verbose=int(self.verbose),
             device=device,
+            checkpointer=checkpointer,
             **kwargs,
         )
 
@@ -422,7 +462,11 @@ class NetEstimatorBase(BaseEstimator):
         """Build (or, with ``warm_start``, reuse) the net and train it.
 
         Returns ``(net, config)``; the caller stores them, so a failure before
-        training leaves a fitted estimator unchanged.
+        training leaves a fitted estimator unchanged. The checks and the
+        seeding are shared; the training itself is one of three paths: a
+        warm-start continuation of ``net_`` (``_continue_warm_start``), a fit
+        that checkpoints to ``checkpoint_dir`` and resumes from it
+        (``_resume_from_checkpoint``), or a fresh fit (``_train_fresh``).
         """
         routed = self._check_routed_params()
         self._check_training_params()
@@ -451,57 +495,84 @@ class NetEstimatorBase(BaseEstimator):
             key = fingerprint(self.get_params(deep=False), X, Y)
             checkpointer = Checkpointer(checkpoint_dir, key, cuda)
         seed = (self._seed() + done) % np.iinfo(np.int32).max
+        build = {
+            "module_cls": module_cls,
+            "module_params": module_params,
+            "specs": specs,
+            "device": device,
+            "routed": routed,
+        }
         # numpy's and Python's global generators are seeded too (a random
         # train_split draws from numpy's), and put back after the fit.
         with torch.random.fork_rng(devices=cuda), seeded_global_generators(seed):
             torch.manual_seed(seed)
-            if checkpointer is not None:
-                net = self._build_net(module_cls, module_params, specs, device, routed)
-                net.initialize()
-                net.loss_weighter_.prepare(Y, [s.kind for s in specs])
-                self._check_accelerated_net(net)
-                state = checkpointer.load()
-                epochs_done = 0
-                if state is not None:
-                    epochs_done = checkpointer.restore(net, state)
-                    if state["complete"]:
-                        return net, config
-                # After an early stop no epoch is left, but partial_fit still
-                # runs the callbacks' on_train_end (EarlyStopping's load_best).
-                remaining = 0 if checkpointer.stopped else self.max_epochs
-                net._checkpointer = checkpointer
-                try:
-                    net.partial_fit(X, Y, epochs=max(remaining - epochs_done, 0))
-                finally:
-                    net._checkpointer = None
-                # Marked complete only if training really ended (not after a
-                # KeyboardInterrupt): then the same fit later resumes.
-                checkpointer.finish(net, self.max_epochs)
-                return net, config
             if resume:
-                net = self.net_
-                # A continuation that fails part-way must leave the fitted
-                # model as it was: keep its weights, optimizer state and
-                # settings to put back.
-                saved = _net_state(net)
-                net.max_epochs = self.max_epochs
-                net.verbose = int(self.verbose)
-                net.batch_size = self.batch_size
-                if net.lr != self.lr:
-                    net.set_params(lr=self.lr)
+                net = self._continue_warm_start(X, Y)
+            elif checkpointer is not None:
+                net = self._resume_from_checkpoint(build, checkpointer, X, Y)
             else:
-                net = self._build_net(module_cls, module_params, specs, device, routed)
-                net.initialize()
-                net.loss_weighter_.prepare(Y, [s.kind for s in specs])
-                self._check_accelerated_net(net)
-            try:
-                net.partial_fit(X, Y)
-            except BaseException:
-                if resume:  # drop the unfinished epoch's rows, restore the rest
-                    del net.history[done:]
-                    _restore_net_state(net, saved)
-                raise
+                net = self._train_fresh(build, X, Y)
         return net, config
+
+    def _new_net(self, build: dict, Y: np.ndarray, checkpointer=None):
+        """A new initialized net from ``build`` (``_build_net``'s arguments),
+        its loss weighter prepared for the targets ``Y``."""
+        net = self._build_net(**build, checkpointer=checkpointer)
+        net.initialize()
+        net.loss_weighter_.prepare(Y, [s.kind for s in build["specs"]])
+        self._check_accelerated_net(net)
+        return net
+
+    def _train_fresh(self, build: dict, X, Y: np.ndarray):
+        """Train a new net for ``max_epochs`` epochs."""
+        net = self._new_net(build, Y)
+        net.partial_fit(X, Y)
+        return net
+
+    def _resume_from_checkpoint(self, build: dict, checkpointer, X, Y: np.ndarray):
+        """Train a new net that writes a checkpoint after every epoch; when
+        ``checkpointer`` finds one of this fit, start from it and train only
+        the remaining epochs (none if it is complete)."""
+        net = self._new_net(build, Y, checkpointer=checkpointer)
+        try:
+            state = checkpointer.load()
+            epochs_done = 0
+            if state is not None:
+                epochs_done = checkpointer.restore(net, state)
+                if state["complete"]:
+                    return net
+            # After an early stop no epoch is left, but partial_fit still
+            # runs the callbacks' on_train_end (EarlyStopping's load_best).
+            remaining = 0 if checkpointer.stopped else self.max_epochs
+            net.partial_fit(X, Y, epochs=max(remaining - epochs_done, 0))
+        finally:
+            # A fitted net keeps no checkpointer (pickling, clone, joblib).
+            net.checkpointer = None
+        # Marked complete only if training really ended (not after a
+        # KeyboardInterrupt): then the same fit later resumes.
+        checkpointer.finish(net, self.max_epochs)
+        return net
+
+    def _continue_warm_start(self, X, Y: np.ndarray):
+        """Train the fitted ``net_`` further (``warm_start=True``) with the
+        current ``max_epochs``, ``verbose``, ``batch_size`` and ``lr``."""
+        net = self.net_
+        done = len(net.history)
+        # A continuation that fails part-way must leave the fitted model as
+        # it was: keep its weights, optimizer state and settings to put back.
+        saved = _net_state(net)
+        net.max_epochs = self.max_epochs
+        net.verbose = int(self.verbose)
+        net.batch_size = self.batch_size
+        if net.lr != self.lr:
+            net.set_params(lr=self.lr)
+        try:
+            net.partial_fit(X, Y)
+        except BaseException:  # drop the unfinished epoch's rows, restore the rest
+            del net.history[done:]
+            _restore_net_state(net, saved)
+            raise
+        return net
 
     @staticmethod
     def _check_accelerated_net(net) -> None:
@@ -546,9 +617,24 @@ class NetEstimatorBase(BaseEstimator):
     def fit(self, X, y, **fit_params):
         """Validate X and y, build the skorch net (``net_``) and train it.
 
-        Returns self. A call that fails before training leaves an already
-        fitted estimator as it was.
+        A call that fails before training leaves an already fitted estimator
+        as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs, in the form the estimator takes.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Targets, in the form the estimator takes.
+        **fit_params
+            Extra arguments the estimator's training accepts; the tabular
+            classifiers accept none and raise TypeError.
+
+        Returns
+        -------
+        self
         """
+        validate_params(self)
         saved = {k: v for k, v in vars(self).items() if k.endswith("_")}
         try:
             return self._fit(X, y, **fit_params)
@@ -718,7 +804,17 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities: (n, n_classes) for one task, (n, K) positive
-        class probabilities for K tasks."""
+        class probabilities for K tasks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs with the columns seen in fit.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes) or (n_samples, n_tasks)
+        """
         check_is_fitted(self)
         outputs = self.net_.task_outputs(
             self._predict_inputs(X), batch_size=self.batch_size
@@ -729,7 +825,20 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         return class_probabilities(out)
 
     def predict(self, X) -> np.ndarray:
-        """Labels from ``classes_``: (n,) for one task, (n, K) for K tasks."""
+        """Labels from ``classes_``: (n,) for one task, (n, K) for K tasks.
+
+        With several tasks, a task's label is its positive class where the
+        positive-class probability is above 0.5.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs with the columns seen in fit.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_tasks)
+        """
         proba = self.predict_proba(X)
         if self._multi():
             index = (proba > 0.5).astype(int)
@@ -740,7 +849,22 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy; with K > 1 tasks, the mean over tasks of each task's
-        accuracy on its labelled rows (missing labels are skipped)."""
+        accuracy on its labelled rows (missing labels are skipped).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs with the columns seen in fit.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            True labels; with several tasks one column per task, NaN or None
+            where a label is missing.
+        sample_weight : array-like of shape (n_samples,), optional
+            Row weights of each accuracy.
+
+        Returns
+        -------
+        float
+        """
         if not self._multi():
             return super().score(X, y, sample_weight=sample_weight)
         y = np.asarray(y, dtype=object).reshape(len(y), -1)

@@ -2,45 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-
-def check_units(name: str, units) -> None:
-    """``units`` must be a sequence of positive integers (may be empty)."""
-    ok = isinstance(units, (tuple, list)) and all(
-        isinstance(u, numbers.Integral) and not isinstance(u, bool) and u > 0
-        for u in units
-    )
-    if not ok:
-        raise ValueError(
-            f"{name} must be a tuple of positive integers (layer widths), got "
-            f"{units!r}."
-        )
-
-
-def check_positive_int(name: str, value) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def check_penalties(**penalties) -> None:
-    """Each penalty weight must be a real number >= 0."""
-    for name, value in penalties.items():
-        if (
-            not isinstance(value, numbers.Real)
-            or isinstance(value, bool)
-            or not value >= 0
-        ):
-            raise ValueError(f"{name} must be a real number >= 0, got {value!r}.")
-
-
-def check_dropout(dropout) -> None:
-    if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}.")
 
 
 def mlp(

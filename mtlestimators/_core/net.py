@@ -72,7 +72,14 @@ class MultiTaskNet(NeuralNet):
     """
 
     def __init__(
-        self, module, *, task_kinds, loss_weighter="uniform", autocast=None, **kwargs
+        self,
+        module,
+        *,
+        task_kinds,
+        loss_weighter="uniform",
+        autocast=None,
+        checkpointer=None,
+        **kwargs,
     ):
         kwargs.setdefault("criterion", MultiTaskLoss)
         kwargs.setdefault("criterion__task_kinds", list(task_kinds))
@@ -86,6 +93,14 @@ class MultiTaskNet(NeuralNet):
         self.loss_weighter = loss_weighter
         # None, "bfloat16" or "float16": forward passes run under torch.autocast.
         self.autocast = autocast
+        # None, or the Checkpointer of the fit in progress (``checkpoint_dir``),
+        # which ``notify`` drives; the estimator sets it back to None after
+        # the fit, so a fitted net holds no open checkpoint. A constructor
+        # parameter rather than a skorch Callback: the checkpointer must act
+        # both before an epoch's callbacks (restoring the RNG states) and
+        # after all of them (writing the epoch), also when one raises
+        # KeyboardInterrupt, which would skip a callback placed after it.
+        self.checkpointer = checkpointer
         super().__init__(module, **kwargs)
 
     # ------------------------------------------------- device and precision
@@ -159,7 +174,9 @@ class MultiTaskNet(NeuralNet):
 
     # ------------------------------------------------------------ checkpoints
     def notify(self, method_name, **cb_kwargs):
-        checkpointer = getattr(self, "_checkpointer", None)
+        # getattr: a net pickled before ``checkpointer`` was a parameter
+        # has no such attribute.
+        checkpointer = getattr(self, "checkpointer", None)
         if checkpointer is None:
             return super().notify(method_name, **cb_kwargs)
         if method_name == "on_epoch_begin":

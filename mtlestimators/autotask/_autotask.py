@@ -11,15 +11,13 @@ layer gives the logit.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils.validation import _num_samples
 from torch import nn
 
-from .._core.layers import check_dropout, check_positive_int
+from .._core.params import Integer, Options, Real
 from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
 
 TASK_ENCODINGS = ("onehot", "number", "none")
@@ -307,6 +305,17 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     (1, 2)
     """
 
+    _parameter_constraints = {
+        "task_encoding": [Options(TASK_ENCODINGS)],
+        "feature_embed_dim": [Integer(1)],
+        "block_embed_dim": [None, Integer(1)],
+        "block_size": [Integer(1)],
+        "n_layers": [Integer(1)],
+        "n_heads": [Integer(1)],
+        "dropout": [Real(0, 1, closed="left")],
+        "task_dropout": [Real(0, 1, closed="left")],
+    }
+
     def __init__(
         self,
         task_column=-1,
@@ -360,20 +369,6 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, n_features, n_tasks):
-        if self.task_encoding not in TASK_ENCODINGS:
-            raise ValueError(
-                f"task_encoding={self.task_encoding!r} is unknown; use one of "
-                f"{list(TASK_ENCODINGS)}."
-            )
-        for name in ("feature_embed_dim", "block_size", "n_layers", "n_heads"):
-            check_positive_int(name, getattr(self, name))
-        check_dropout(self.dropout)
-        if not isinstance(self.task_dropout, numbers.Real) or not (
-            0.0 <= self.task_dropout < 1.0
-        ):
-            raise ValueError(
-                f"task_dropout must be a number in [0, 1), got {self.task_dropout!r}."
-            )
         d = n_features + int(self.task_encoding != "none")
         if d == 0:
             raise ValueError(
@@ -383,7 +378,6 @@ class AutoTaskClassifier(ScenarioClassifierBase):
             )
         e1 = int(self.feature_embed_dim)
         e2 = d * e1 if self.block_embed_dim is None else self.block_embed_dim
-        check_positive_int("block_embed_dim", e2)
         for name, dim in (("feature_embed_dim", e1), ("block_embed_dim", e2)):
             if dim % self.n_heads:
                 raise ValueError(

@@ -5,6 +5,7 @@ Caruana and Niculescu-Mizil 2004)."""
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from .._core.params import HasMethods, InstanceOf, Integer, Options, validate_params
 from .._core.targets import mixes_label_types
 from ._scenario import task_codes, task_column_index, task_vocabulary
 
@@ -149,6 +151,19 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
     (2, 2)
     """
 
+    _parameter_constraints = {
+        "estimator": [None, HasMethods("fit", "predict_proba")],
+        "method": [Options(METHODS)],
+        "cv": [
+            None,
+            Integer(2),
+            HasMethods("split"),
+            InstanceOf(Iterable, exclude=str, description="an iterable of splits"),
+        ],
+        "task_column": [None, Integer(), str],
+        "min_task_samples": [Integer(1)],
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -227,24 +242,28 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
     def _positive_scores(estimator, X) -> np.ndarray:
         return np.asarray(estimator.predict_proba(X))[:, 1]
 
-    def _check_params(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(
-                f"method={self.method!r} is unknown; use 'sigmoid' (Platt) or "
-                "'isotonic'."
-            )
-        n = self.min_task_samples
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"min_task_samples must be a positive integer, got {n!r}.")
-
     # --------------------------------------------------------------------- fit
     def fit(self, X, y, **fit_params):
         """Fit the estimator (unless frozen) and one calibration map per task.
 
-        ``fit_params`` go to the estimator's ``fit``; row-aligned ones (such
-        as ``soft_target``) are split with the folds.
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The estimator's input, with the task id column ``task_column``.
+            With a ``FrozenEstimator``, the calibration rows.
+        y : array-like of shape (n_samples,)
+            Binary labels, one for every row (no missing labels), from the
+            estimator's classes.
+        **fit_params
+            Passed to the estimator's ``fit`` (not used with a
+            ``FrozenEstimator``); row-aligned ones (such as ``soft_target``)
+            are split with the folds.
+
+        Returns
+        -------
+        self
         """
-        self._check_params()
+        validate_params(self)
         if y is None:
             raise ValueError(
                 "PerTaskCalibratedClassifier requires y to be passed, but the "
@@ -348,7 +367,21 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
 
     # ----------------------------------------------------------------- predict
     def predict_proba(self, X) -> np.ndarray:
-        """Calibrated class probabilities (n, 2)."""
+        """Calibrated class probabilities (n, 2).
+
+        Each row's positive-class score goes through the map of its task, the
+        unseen-task map for a task id the estimator did not see, or else the
+        global map.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The estimator's input, with the task id column ``task_column``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+        """
         check_is_fitted(self)
         X = _check_X(X)
         scores = self._positive_scores(self.estimator_, X)
@@ -365,6 +398,18 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:
+        """Labels from ``classes_``: the positive class where its calibrated
+        probability is above 0.5.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The estimator's input, with the task id column ``task_column``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
         proba = self.predict_proba(X)
         return self.classes_[(proba[:, 1] > 0.5).astype(int)]
 

@@ -12,7 +12,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._core.base import class_probabilities
-from .._core.layers import check_dropout, check_units, mlp, out_width
+from .._core.layers import mlp, out_width
+from .._core.params import Options, Real, Units, check_param
 from .._core.targets import TaskSpec
 from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
 
@@ -132,6 +133,13 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
     (4,)
     """
 
+    _parameter_constraints = {
+        "branch": [Options(BRANCHES)],
+        "shared_units": [Units()],
+        "branch_units": [Units()],
+        "dropout": [Real(0, 1, closed="left")],
+    }
+
     def __init__(
         self,
         task_column=-1,
@@ -177,17 +185,16 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         vars(self).update(kwargs)
 
     def _check_branch(self) -> None:
-        if self.branch not in BRANCHES:
-            raise ValueError(
-                f"branch={self.branch!r} is unknown; use 'task' (each row's task "
-                "branch) or 'general' (the branch trained on all tasks)."
-            )
+        # Read at predict too, where it may have been set after fit.
+        check_param("branch", self.branch, self._parameter_constraints["branch"])
+
+    def _export_output(self) -> tuple[int, dict[str, str]]:
+        """The module output an exported graph serves (0: task branch, 1:
+        general branch) and the metadata that says which."""
+        self._check_branch()
+        return BRANCHES.index(self.branch), {"mtlestimators.branch": self.branch}
 
     def _build_module(self, specs, n_features, n_tasks):
-        self._check_branch()
-        check_units("shared_units", self.shared_units)
-        check_units("branch_units", self.branch_units)
-        check_dropout(self.dropout)
         return MultiTaskDNNModule, {
             "n_features": n_features,
             "n_tasks": n_tasks,
@@ -210,7 +217,17 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         return np.column_stack([own, label]), train_specs
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (n, n_classes) from the branch ``branch`` selects."""
+        """Class probabilities (n, n_classes) from the branch ``branch`` selects.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The features and the task id column ``task_column``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
         self._check_branch()
         check_is_fitted(self)
         own, general = self.net_.task_outputs(
@@ -219,6 +236,16 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         return class_probabilities(own if self.branch == "task" else general)
 
     def predict(self, X) -> np.ndarray:
-        """Labels from ``classes_`` (n,), from the branch ``branch`` selects."""
+        """Labels from ``classes_`` (n,), from the branch ``branch`` selects.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The features and the task id column ``task_column``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]

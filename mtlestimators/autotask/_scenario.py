@@ -19,6 +19,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import column_or_1d
 
 from .._core.base import MultiTaskClassifierBase, check_fitted_X
+from .._core.params import Boolean, Integer
 from .._core.targets import mixes_label_types
 
 UNSEEN_TASK = 0  # code of a task id not seen in fit (the paper's "id 0")
@@ -146,6 +147,11 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
     _routed_prefixes = tuple(
         p for p in MultiTaskClassifierBase._routed_prefixes if p != "loss_weighter"
     )
+    # Where the column is (in range, a name of X) is checked against X.
+    _parameter_constraints = {
+        "task_column": [Integer(), str],
+        "standardize": [Boolean()],
+    }
 
     def _validate_xy(self, X, y):
         try:
@@ -336,6 +342,12 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             del self._previous_feature_names
         self.n_tasks_ = len(self.tasks_)
         return self
+
+    def _export_adapter(self):
+        """The export adapter of :mod:`mtlestimators.export` for scenario models."""
+        from ._export import ScenarioExportAdapter
+
+        return ScenarioExportAdapter(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

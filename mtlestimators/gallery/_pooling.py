@@ -70,11 +70,3 @@ class AttentionPooling(nn.Module):
 
 
 POOLINGS = {"mean": MeanPooling, "max": MaxPooling, "attention": AttentionPooling}
-
-
-def check_pooling(pooling) -> str:
-    if not isinstance(pooling, str) or pooling not in POOLINGS:
-        raise ValueError(
-            f"pooling={pooling!r} is unknown; use one of {sorted(POOLINGS)}."
-        )
-    return pooling

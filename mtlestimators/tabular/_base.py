@@ -4,18 +4,11 @@ table of categorical and numeric fields, embedded by :class:`FieldEmbedding`."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .._core.base import MultiTaskClassifierBase, check_fitted_X
-from .._core.layers import check_dropout, check_positive_int, check_units
-from ..plugins import get_gate
-from ._fields import FieldEncoder, categorical_mask, check_embedding_dim
-
-# The training parameters' entry shared by the baselines' docstrings.
-_TRAINING_DOC = """loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
-    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
-    autocast, accelerator, **kwargs
-        As in :class:`~mtlestimators.MMoEClassifier`."""
-
+from .._core.params import InstanceOf, Integer, Options, Plugin, Real, Units
+from ._fields import FieldEncoder, categorical_mask
 
 
 class FieldClassifierBase(MultiTaskClassifierBase):
@@ -31,9 +24,23 @@ class FieldClassifierBase(MultiTaskClassifierBase):
     _X_check_params = {"dtype": None, "ensure_all_finite": False}
     _module_prefixes = ("gate",)
     _routed_prefixes = MultiTaskClassifierBase._routed_prefixes + ("gate",)
+    # The parameters the family shares (gate: the models that have one).
+    _parameter_constraints = {
+        "categorical_features": [
+            Options(["from_dtype"]),
+            None,
+            InstanceOf(
+                (list, tuple, np.ndarray, pd.Series, pd.Index),
+                description="a list or array (mask, indices or names)",
+            ),
+        ],
+        "embedding_dim": [Integer(1)],
+        "tower_units": [Units()],
+        "gate": [Plugin("gate")],
+        "dropout": [Real(0, 1, closed="left")],
+    }
 
     def _fit_inputs(self, X, X_input=None):
-        check_embedding_dim(self.embedding_dim)
         names = getattr(self, "feature_names_in_", None)
         mask = categorical_mask(self.categorical_features, X_input, X.shape[1], names)
         if names is None:
@@ -58,15 +65,10 @@ class FieldClassifierBase(MultiTaskClassifierBase):
         return self.field_encoder_.transform(X)
 
     def _module_params(self, specs, input_spec, counts=None, units=None, **params):
-        """Check the layer parameters and return the module's keyword arguments:
-        the input description, the parameters every model of the family shares
-        (outputs, embedding size, towers, dropout, and the gate where the model
-        has one), and the model's own ``params``."""
-        for name, value in {"tower_units": self.tower_units, **(units or {})}.items():
-            check_units(name, value)
-        for name, value in (counts or {}).items():
-            check_positive_int(name, value)
-        check_dropout(self.dropout)
+        """The module's keyword arguments: the input description, the
+        parameters every model of the family shares (outputs, embedding size,
+        towers, dropout, and the gate where the model has one), and the
+        model's own ``params``."""
         shared = {
             "output_dims": [s.output_dim for s in specs],
             "embedding_dim": int(self.embedding_dim),
@@ -74,15 +76,16 @@ class FieldClassifierBase(MultiTaskClassifierBase):
             "dropout": float(self.dropout),
         }
         if "gate" in self._module_prefixes:
-            if self.warm_start and hasattr(self, "net_") and isinstance(self.gate, str):
-                # An unknown name is reported before warm_start compares the
-                # settings with the fitted net's (a fresh net reports it when
-                # it is built).
-                get_gate(self.gate)
             shared.update(gate=self.gate, gate_params=self._routed_for("gate"))
         shared.update((k, as_tuple(v)) for k, v in (units or {}).items())
         shared.update((k, int(v)) for k, v in (counts or {}).items())
         return {**input_spec, **shared, **params}
+
+    def _export_adapter(self):
+        """The export adapter of :mod:`mtlestimators.export` for field models."""
+        from ._export import FieldExportAdapter
+
+        return FieldExportAdapter(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

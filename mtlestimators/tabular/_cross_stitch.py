@@ -9,7 +9,8 @@ from torch import nn
 
 from .._core.base import MultiTaskClassifierBase
 from .._core.layers import TaskTower, mlp
-from ._base import _TRAINING_DOC, FieldClassifierBase, field_input_width
+from .._core.params import Units
+from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
 
 
@@ -61,8 +62,7 @@ class CrossStitchModule(nn.Module):
 
 
 class CrossStitchClassifier(FieldClassifierBase):
-    (
-        """Cross-stitch networks (Misra et al., CVPR 2016) for tabular tasks.
+    """Cross-stitch networks (Misra et al., CVPR 2016) for tabular tasks.
 
     Each task has its own column of hidden layers; after every layer a
     learned cross-stitch unit linearly mixes the tasks' activations.
@@ -73,13 +73,22 @@ class CrossStitchClassifier(FieldClassifierBase):
         Layers of each task's column, each followed by a cross-stitch unit.
     categorical_features, embedding_dim, tower_units, dropout
         As in :class:`~mtlestimators.MMoEClassifier`.
+    loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
+    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
+    autocast, accelerator, **kwargs
+        As in :class:`~mtlestimators.MMoEClassifier`.
+
+    Attributes
+    ----------
+    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
+    is_categorical_, field_encoder_, n_features_in_, feature_names_in_
+        As in :class:`~mtlestimators.MMoEClassifier`.
     """
-        + _TRAINING_DOC
-    )
 
     # It has no gates, so gate__* parameters are refused instead of ignored.
     _routed_prefixes = MultiTaskClassifierBase._routed_prefixes
     _module_prefixes = ()
+    _parameter_constraints = {"hidden_units": [Units()]}
 
     def __init__(
         self,

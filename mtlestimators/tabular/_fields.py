@@ -12,7 +12,6 @@ those into a (B, n_fields, embedding_dim) tensor in the column order of X.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,8 +234,3 @@ class FieldEmbedding(nn.Module):
             numeric.unsqueeze(-1) * self.numeric_weight + self.numeric_bias
         )  # (B, n_num, d)
         return torch.cat([cat, num], dim=1)[:, self.order]  # (B, n_fields, d)
-
-
-def check_embedding_dim(value) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"embedding_dim must be a positive integer, got {value!r}.")

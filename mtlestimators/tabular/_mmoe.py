@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._core.layers import TaskTower, check_penalties, mlp, out_width
+from .._core.layers import TaskTower, mlp, out_width
+from .._core.params import Integer, Real, Units
 from ..plugins import build_gate
 from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
@@ -109,6 +110,12 @@ class MMoEClassifier(FieldClassifierBase):
         Category vocabularies and numeric standardization learned in fit.
     """
 
+    _parameter_constraints = {
+        "n_experts": [Integer(1)],
+        "expert_units": [Units()],
+        "l0_penalty": [Real(0)],
+    }
+
     def __init__(
         self,
         categorical_features="from_dtype",
@@ -160,7 +167,6 @@ class MMoEClassifier(FieldClassifierBase):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        check_penalties(l0_penalty=self.l0_penalty)
         return MMoEModule, self._module_params(
             specs,
             input_spec,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._core.layers import check_penalties
+from .._core.params import Boolean, Integer, Real, Units
 from ._sparse_routing import SparseRoutingModule, _SparseRoutingClassifier
 
 
@@ -65,6 +65,15 @@ class MSSMClassifier(_SparseRoutingClassifier):
     is_categorical_, field_encoder_, n_features_in_, feature_names_in_
         As in :class:`~mtlestimators.MMoEClassifier`.
     """
+
+    _parameter_constraints = {
+        "n_shared": [Integer(1)],
+        "subnet_units": [Units()],
+        "field_masks": [Boolean()],
+        "cell_sharing": [Boolean()],
+        "l2_penalty": [Real(0)],
+        "l0_penalty": [Real(0)],
+    }
 
     def __init__(
         self,
@@ -123,7 +132,6 @@ class MSSMClassifier(_SparseRoutingClassifier):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        check_penalties(l2_penalty=self.l2_penalty, l0_penalty=self.l0_penalty)
         return SparseRoutingModule, self._module_params(
             specs,
             input_spec,

@@ -1,4 +1,5 @@
-"""Progressive Layered Extraction (Tang et al., RecSys 2020), a baseline of MSSM's Table 1."""
+"""Progressive Layered Extraction (Tang et al., RecSys 2020), a baseline of
+MSSM's Table 1."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._core.layers import TaskTower, check_penalties, mlp, out_width
+from .._core.layers import TaskTower, mlp, out_width
+from .._core.params import Integer, Real, Units
 from ..plugins import build_gate
-from ._base import _TRAINING_DOC, FieldClassifierBase, field_input_width
+from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
 
 
@@ -138,8 +140,7 @@ class PLEModule(nn.Module):
 
 
 class PLEClassifier(FieldClassifierBase):
-    (
-        """Progressive Layered Extraction (Tang et al., RecSys 2020).
+    """Progressive Layered Extraction (Tang et al., RecSys 2020).
 
     ``n_levels`` Customized Gate Control levels: each task has
     ``n_specific_experts`` experts of its own and all tasks share
@@ -156,9 +157,25 @@ class PLEClassifier(FieldClassifierBase):
     expert_units : tuple of int, default=(32,)
     categorical_features, embedding_dim, tower_units, gate, l0_penalty, dropout
         As in :class:`~mtlestimators.MMoEClassifier`.
+    loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
+    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
+    autocast, accelerator, **kwargs
+        As in :class:`~mtlestimators.MMoEClassifier`.
+
+    Attributes
+    ----------
+    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
+    is_categorical_, field_encoder_, n_features_in_, feature_names_in_
+        As in :class:`~mtlestimators.MMoEClassifier`.
     """
-        + _TRAINING_DOC
-    )
+
+    _parameter_constraints = {
+        "n_levels": [Integer(1)],
+        "n_specific_experts": [Integer(1)],
+        "n_shared_experts": [Integer(1)],
+        "expert_units": [Units()],
+        "l0_penalty": [Real(0)],
+    }
 
     def __init__(
         self,
@@ -215,7 +232,6 @@ class PLEClassifier(FieldClassifierBase):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        check_penalties(l0_penalty=self.l0_penalty)
         return PLEModule, self._module_params(
             specs,
             input_spec,

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .._core.base import MultiTaskClassifierBase
-from .._core.layers import TaskTower, check_dropout, check_units, mlp, out_width
+from .._core.layers import TaskTower, mlp, out_width
+from .._core.params import Real, Units
 
 
 class SharedBottomModule(nn.Module):
@@ -142,6 +143,12 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
     (3, 2)
     """
 
+    _parameter_constraints = {
+        "bottom_units": [Units()],
+        "tower_units": [Units()],
+        "dropout": [Real(0, 1, closed="left")],
+    }
+
     def __init__(
         self,
         bottom_units: Sequence[int] = (128, 64),
@@ -183,9 +190,6 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, n_features):
-        check_units("bottom_units", self.bottom_units)
-        check_units("tower_units", self.tower_units)
-        check_dropout(self.dropout)
         return SharedBottomModule, {
             "n_features": n_features,
             "output_dims": [s.output_dim for s in specs],
@@ -193,3 +197,9 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
             "tower_units": tuple(self.tower_units),
             "dropout": float(self.dropout),
         }
+
+    def _export_adapter(self):
+        """The export adapter of :mod:`mtlestimators.export` (input ``X``)."""
+        from ._export import MatrixExportAdapter
+
+        return MatrixExportAdapter(self)

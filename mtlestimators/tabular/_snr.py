@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._core.layers import check_penalties
-from ._base import _TRAINING_DOC
+from .._core.params import Integer, Options, Real, Units
 from ._sparse_routing import SparseRoutingModule, _SparseRoutingClassifier
 
 
 class SNRClassifier(_SparseRoutingClassifier):
-    (
-        """Sub-Network Routing (Ma et al., AAAI 2019).
+    """Sub-Network Routing (Ma et al., AAAI 2019).
 
     ``n_subnetworks`` lower sub-networks read the field embeddings; every task
     reads every sub-network through one hard-concrete coding variable
@@ -25,13 +23,36 @@ class SNRClassifier(_SparseRoutingClassifier):
     Parameters
     ----------
     routing : {"transform", "average"}, default="transform"
+        ``"transform"`` (SNR-Trans) applies a weight matrix ``W_ij`` on each
+        connection; ``"average"`` (SNR-Aver) adds the gated sub-network
+        outputs as they are.
     categorical_features, embedding_dim, subnet_units, tower_units, gate,
     l2_penalty, l0_penalty, dropout
         As in :class:`~mtlestimators.MSSMClassifier`.
     n_subnetworks : int, default=3
+        Lower sub-networks, all shared by every task.
+    loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
+    warm_start, verbose, device, random_state, train_split, checkpoint_dir,
+    autocast, accelerator, **kwargs
+        As in :class:`~mtlestimators.MMoEClassifier`.
+
+    Attributes
+    ----------
+    connection_sparsity_ : float
+        Share of the coding variables exactly 0 at eval, averaged over the
+        training rows.
+    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
+    is_categorical_, field_encoder_, n_features_in_, feature_names_in_
+        As in :class:`~mtlestimators.MMoEClassifier`.
     """
-        + _TRAINING_DOC
-    )
+
+    _parameter_constraints = {
+        "routing": [Options(["transform", "average"])],
+        "n_subnetworks": [Integer(1)],
+        "subnet_units": [Units()],
+        "l2_penalty": [Real(0)],
+        "l0_penalty": [Real(0)],
+    }
 
     def __init__(
         self,
@@ -88,12 +109,6 @@ class SNRClassifier(_SparseRoutingClassifier):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
-        if self.routing not in ("transform", "average"):
-            raise ValueError(
-                f"routing={self.routing!r} is unknown; use 'transform' (SNR-Trans) "
-                "or 'average' (SNR-Aver)."
-            )
-        check_penalties(l2_penalty=self.l2_penalty, l0_penalty=self.l0_penalty)
         return SparseRoutingModule, self._module_params(
             specs,
             input_spec,
