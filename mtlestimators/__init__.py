@@ -6,7 +6,8 @@ and gates are plugins found through entry points (:mod:`mtlestimators.plugins`).
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._core.base import MultiTaskClassifierBase, NetEstimatorBase
+from ._core.base import NetEstimatorBase
+from ._core.classifier import MultiTaskClassifierBase
 from .autotask import (
     AutoTaskClassifier,
     MultiTaskDNNClassifier,

@@ -18,7 +18,8 @@ from sklearn.utils import check_array
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import column_or_1d
 
-from .._core.base import MultiTaskClassifierBase, check_fitted_X
+from .._core.base import check_fitted_X
+from .._core.classifier import MultiTaskClassifierBase
 from .._core.params import Boolean, Integer
 from .._core.targets import mixes_label_types
 

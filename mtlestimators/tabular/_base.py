@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._core.base import MultiTaskClassifierBase, check_fitted_X
+from .._core.base import check_fitted_X
+from .._core.classifier import MultiTaskClassifierBase
 from .._core.params import InstanceOf, Integer, Options, Plugin, Real, Units
 from ._fields import FieldEncoder, categorical_mask
 

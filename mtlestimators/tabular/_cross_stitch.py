@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._core.base import MultiTaskClassifierBase
+from .._core.classifier import MultiTaskClassifierBase
 from .._core.layers import TaskTower, mlp
 from .._core.params import Units
 from ._base import FieldClassifierBase, field_input_width

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._core.base import MultiTaskClassifierBase
+from .._core.classifier import MultiTaskClassifierBase
 from .._core.layers import TaskTower, mlp, out_width
 from .._core.params import Real, Units
 
