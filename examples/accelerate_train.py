@@ -1,11 +1,17 @@
 """Train MSSMClassifier through Hugging Face Accelerate.
 
-Runs as a plain script (one process) or under ``accelerate launch`` (one
-process per GPU or node, distributed data parallel)::
+Runs as a plain script (one process), or in several processes under
+``torchrun`` or ``accelerate launch`` (distributed data parallel; on a
+machine without GPUs the processes are CPU processes talking over gloo)::
 
     python examples/accelerate_train.py
-    accelerate launch --num_processes 1 --cpu examples/accelerate_train.py
+    torchrun --standalone --nproc_per_node 2 examples/accelerate_train.py
+    accelerate launch --multi_gpu --num_machines 1 --num_processes 2 \
+        examples/accelerate_train.py   # 2 processes: GPUs, or CPUs without
     accelerate launch --multi_gpu --num_processes 4 examples/accelerate_train.py
+
+(``accelerate launch --cpu`` always starts one process, whatever
+``--num_processes`` says.)
 
 The estimator takes an ``accelerate.Accelerator`` as ``accelerator=``; the
 accelerator places the model, wraps it for data parallel training and
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 
+import torch
 from accelerate import Accelerator
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -35,7 +42,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-epochs", type=int, default=5)
     args = parser.parse_args(argv)
 
-    accelerator = Accelerator()
+    # Without a GPU, cpu=True: otherwise accelerate ignores the process group
+    # that torchrun / accelerate launch set up, and each process would train
+    # a model of its own.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     adult = load_adult_multitask()
     X, Y = adult.data, adult.target
     if args.n_samples is not None and args.n_samples < len(X):
@@ -58,7 +68,10 @@ def main(argv=None) -> dict:
         for k, task in enumerate(Y.columns)
     }
     if accelerator.is_main_process:
-        print(f"device: {accelerator.device}, processes: {accelerator.num_processes}")
+        print(
+            f"device: {accelerator.device}, processes: {accelerator.num_processes}, "
+            f"rows per process and batch: {model.batch_size}"
+        )
         for task, auc in scores.items():
             print(f"held-out ROC AUC {task}: {auc:.3f}")
     return scores

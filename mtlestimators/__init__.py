@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._core.base import NetEstimatorBase
 from ._core.classifier import MultiTaskClassifierBase
+from ._core.net import TrainingDivergedError
 from .autotask import (
     AutoTaskClassifier,
     MultiTaskDNNClassifier,
@@ -44,6 +45,7 @@ __all__ = [
     "PerTaskCalibratedClassifier",
     "SNRClassifier",
     "SharedBottomClassifier",
+    "TrainingDivergedError",
     "export_onnx",
     "export_torch",
     "per_task_scores",

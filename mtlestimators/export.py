@@ -31,10 +31,13 @@ Graph inputs -> output (the user guide, ``docs/export.md``, has the details):
   tasks, (n, n_classes) for one task.
 - SharedBottom: ``X`` float64 (n, d) -> ``proba``.
 - GalleryEmbedder, ``gallery_graph="images"``: ``images`` float32
-  (N, 3, S, S), resized and normalized -> ``features`` float32 (N, D), one row
+  (N, 3, S, S), resized and normalized, the images of B galleries packed one
+  gallery after the other, and ``lengths`` int64 (B,), each gallery's number
+  of images (not used by this graph) -> ``features`` float32 (N, D), one row
   per image, pooled per gallery with :func:`pool_image_features`.
-- GalleryEmbedder, ``gallery_graph="gallery"``: the ``images`` of one gallery
-  -> ``embedding`` float32 (1, D), its pooled embedding (any pooling).
+- GalleryEmbedder, ``gallery_graph="gallery"``: the same ``images`` and
+  ``lengths`` -> ``embedding`` float32 (B, D), one pooled embedding per
+  gallery (any pooling).
 
 An input with no columns (no categorical field, say) is left out of the graph
 and of :func:`prepare_inputs`.
@@ -108,8 +111,8 @@ def _check_gallery_graph(gallery_graph) -> None:
     if gallery_graph not in GALLERY_GRAPHS:
         raise ValueError(
             f"gallery_graph={gallery_graph!r} is unknown; use 'images' (per-image "
-            "features, pooled afterwards) or 'gallery' (one gallery's pooled "
-            "embedding)."
+            "features, pooled afterwards) or 'gallery' (one pooled embedding per "
+            "gallery)."
         )
 
 
@@ -125,9 +128,13 @@ def _require_onnx():
 
 
 # ---------------------------------------------------------------- helpers
-def _dynamic_shapes(names, axis: str) -> dict:
-    dim = torch.export.Dim(axis, min=1)
-    return {name: {0: dim} for name in names}
+def _dynamic_shapes(names, axis) -> dict:
+    """The dynamic first axis of every input: ``axis`` names one axis shared
+    by all inputs, or is ``{input name: axis name}`` (a gallery's images and
+    its gallery lengths have axes of their own)."""
+    axes = axis if isinstance(axis, dict) else dict.fromkeys(names, axis)
+    dims = {a: torch.export.Dim(a, min=1) for a in dict.fromkeys(axes.values())}
+    return {name: {0: dims[axes[name]]} for name in names}
 
 
 @contextlib.contextmanager
@@ -162,7 +169,8 @@ def export_onnx(
     gallery_graph : {"images", "gallery"}, default="images"
         GalleryEmbedder only: "images" exports the image encoder (per-image
         features, any number of images per run); "gallery" exports the
-        encoder plus pooling for one gallery per run (needed to serve
+        encoder plus pooling, one embedding per gallery of the run (its
+        ``lengths`` input gives the galleries' sizes; needed to serve
         attention pooling without torch).
     opset_version : int, optional
         ONNX opset; the exporter's default when None.
@@ -278,7 +286,7 @@ def prepare_inputs(estimator, X) -> dict[str, np.ndarray]:
     X : array-like or DataFrame
         The rows to predict, checked as by the estimator's ``predict_proba``
         (``transform`` for a GalleryEmbedder, whose images of every gallery
-        are packed one gallery after the other; the gallery lengths are
+        are packed one gallery after the other, with their ``lengths``
         ``[len(g) for g in X]``, one image per row for a 2-D array).
 
     Returns

@@ -43,6 +43,7 @@ __all__ = [
     "DWAWeighter",
     "RLWWeighter",
     "GradientWeighter",
+    "FAMOWeighter",
 ]
 
 
@@ -584,3 +585,164 @@ class GradientWeighter(LossWeighter):
             direction = self.combine(grads, losses[tasks].detach())
             self.add_to_grad(shared_parameters, direction.detach())
         return total.detach()
+
+
+class FAMOWeighter(LossWeighter):
+    """Fast Adaptive Multitask Optimization (Liu, Feng, Stone & Liu,
+    NeurIPS 2023, Algorithm 1): task weights from learned logits ``xi``,
+    ``z = softmax(xi)``, at O(1) cost per step (no per-task backward pass).
+
+    The model follows the gradient of ``c sum_k z_k log(L_k + eps)`` with
+    ``c = 1 / sum_k (z_k / (L_k + eps))`` held constant: each task gradient
+    is weighted by ``c z_k / (L_k + eps)``, which decreases every loss at
+    the rate its weight asks for, whatever its scale. Those weights sum to
+    1 in the paper; here they are multiplied by K' (the tasks labelled in
+    the batch; the others are left out), so equal weights and losses give
+    ``uniform``'s update and its learning rate applies unchanged.
+
+    After the optimizer step, the net calls :meth:`step_end` with the same
+    batch's losses at the new parameters, and the logits take one step of
+    ``xi <- xi - lr (grad_xi (z . delta) + gamma xi)`` with
+    ``delta_k = log(L_k(before) + eps) - log(L_k(after) + eps)`` (a task
+    whose loss fell more gets less weight). The paper's Algorithm 1 writes
+    this as a plain gradient step (``optimizer="sgd"``); the authors' code,
+    which made the paper's results, feeds the same gradient (with the decay
+    term) to Adam (``optimizer="adam"``, the default: the per-step changes
+    of log losses are small, so a plain step of 0.025 barely moves the
+    logits). The defaults ``lr`` (beta) 0.025 and ``gamma`` 0.001 are the
+    paper's.
+
+    ``forward``'s value is the plain sum ``sum_k L_k`` (linear in the
+    losses: what is logged and what validation compares), with FAMO's
+    gradient in training mode; in evaluation, the plain sum and its own
+    gradient. The logits are a buffer: they follow ``state_dict``, pickling
+    and ``warm_start``, and the net's optimizer does not touch them.
+
+    Parameters
+    ----------
+    n_tasks : int
+    lr : float, default=0.025
+        Step size of the logits (the paper's beta).
+    gamma : float, default=0.001
+        Weight decay of the logits (the paper's gamma).
+    eps : float, default=1e-8
+        Added to every loss before its logarithm (a loss of 0 stays finite).
+    optimizer : {"adam", "sgd"}, default="adam"
+        How the logits step: Adam (betas 0.9, 0.999; the decay added to the
+        gradient) as in the authors' code, or Algorithm 1's plain step.
+    """
+
+    def __init__(
+        self,
+        n_tasks: int,
+        lr: float = 0.025,
+        gamma: float = 0.001,
+        eps: float = 1e-8,
+        optimizer: str = "adam",
+    ):
+        super().__init__(n_tasks)
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}.")
+        self.optimizer = optimizer
+        for name, value in (("lr", lr), ("gamma", gamma)):
+            if not float(value) >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+        if not float(eps) > 0:
+            raise ValueError(f"eps must be a positive number, got {eps!r}.")
+        self.lr, self.gamma, self.eps = float(lr), float(gamma), float(eps)
+        self.register_buffer("logits", torch.zeros(self.n_tasks))
+        # The last training step's losses (NaN: none yet) and labelled tasks.
+        self.register_buffer("step_losses", torch.full((self.n_tasks,), float("nan")))
+        self.register_buffer("step_labelled", torch.zeros(self.n_tasks, dtype=bool))
+        # Adam's moment estimates of the logits' gradient and its step count.
+        self.register_buffer("adam_m", torch.zeros(self.n_tasks))
+        self.register_buffer("adam_v", torch.zeros(self.n_tasks))
+        self.register_buffer("adam_t", torch.zeros(()))
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """The current task weights ``z = softmax(logits)`` (sum 1)."""
+        return torch.softmax(self.logits, dim=0)
+
+    def forward(
+        self, losses: torch.Tensor, labelled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The plain sum of the losses, with FAMO's gradient in training mode.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the batch.
+        labelled : bool Tensor of shape (n_tasks,), optional
+            True where the task has a labelled row in the batch; the others
+            get no weight. None keeps every task.
+
+        Returns
+        -------
+        Tensor
+            The scalar total.
+        """
+        self._check(losses)
+        total = losses.sum()
+        if not self.training:
+            return total
+        mask = (
+            torch.ones(self.n_tasks, dtype=torch.bool, device=losses.device)
+            if labelled is None
+            else labelled.to(device=losses.device, dtype=torch.bool)
+        )
+        self.step_losses.copy_(losses.detach())
+        self.step_labelled.copy_(mask)
+        if not bool(mask.any()):
+            return total
+        shifted = losses[mask] + self.eps
+        z = self.weights.to(losses.dtype)[mask]
+        c = 1.0 / (z / shifted.detach()).sum()
+        objective = int(mask.sum()) * c * (z * torch.log(shifted)).sum()
+        # value: the plain sum; gradient: FAMO's alone (the second term is 0)
+        return total.detach() + (objective - objective.detach())
+
+    @torch.no_grad()
+    def step_end(self, losses: torch.Tensor, labelled: torch.Tensor | None = None):
+        """Update the logits with the change in log losses of the step.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The per-task losses of the step's batch after the optimizer step.
+        labelled : bool Tensor of shape (n_tasks,), optional
+            True where the task has a labelled row in the batch; a task
+            without one in both evaluations has ``delta = 0``.
+        """
+        self._check(losses)
+        losses = losses.detach().to(self.logits.dtype)
+        seen = self.step_labelled & torch.isfinite(self.step_losses)
+        seen = seen & torch.isfinite(losses)
+        if labelled is not None:
+            seen = seen & labelled.to(seen.device, torch.bool)
+        delta = torch.where(
+            seen,
+            torch.log(self.step_losses.clamp(min=0) + self.eps)
+            - torch.log(losses.clamp(min=0) + self.eps),
+            torch.zeros_like(losses),
+        )
+        z = self.weights
+        # gradient of z . delta with respect to the logits (softmax Jacobian)
+        grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits
+        if self.optimizer == "sgd":
+            self.logits.sub_(self.lr * grad)
+        else:
+            beta1, beta2 = 0.9, 0.999
+            self.adam_t += 1
+            self.adam_m.mul_(beta1).add_((1 - beta1) * grad)
+            self.adam_v.mul_(beta2).add_((1 - beta2) * grad * grad)
+            m_hat = self.adam_m / (1 - beta1**self.adam_t)
+            v_hat = self.adam_v / (1 - beta2**self.adam_t)
+            self.logits.sub_(self.lr * m_hat / (v_hat.sqrt() + 1e-8))
+        self.step_losses.fill_(float("nan"))
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_tasks={self.n_tasks}, lr={self.lr}, gamma={self.gamma}, "
+            f"eps={self.eps}, optimizer={self.optimizer!r}"
+        )

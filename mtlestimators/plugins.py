@@ -6,8 +6,19 @@ own weighters and gates are registered by its ``pyproject.toml`` exactly like a
 third-party distribution's, so both are found the same way.
 
 Entry points are listed without importing them; a plugin is imported when it
-is asked for. A plugin that fails to import is reported with the name of the
+is asked for (:func:`list_plugins` imports each one to report whether it
+works). A plugin that fails to import is reported with the name of the
 distribution that provides it and skipped: it never breaks the others.
+
+When several distributions register the same name in a group, the one from
+the ``mtlestimators`` distribution itself (a built-in) always wins; between
+two other distributions the target first in sorted order wins. Either way a
+:class:`PluginWarning` names the plugin that is ignored and its distribution.
+
+A loss weighter's ``prepare``, ``epoch_end`` and ``combine_gradients`` and a
+gate's ``penalty`` are optional: the library calls them through
+:func:`call_hook` and :func:`gate_penalty`, which treat a missing one as a
+no-op (a gate without ``penalty`` adds no sparsity term).
 """
 
 from __future__ import annotations
@@ -15,11 +26,13 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
+import torch
 from torch import nn
 
 __all__ = [
@@ -38,6 +51,10 @@ __all__ = [
 
 LOSS_WEIGHTERS_GROUP = "mtlestimators.loss_weighters"
 GATES_GROUP = "mtlestimators.gates"
+
+# The distribution whose entry points are the built-ins: they cannot be
+# shadowed by another distribution's plugin of the same name.
+_BUILT_IN_DISTRIBUTION = "mtlestimators"
 
 
 class PluginWarning(UserWarning):
@@ -60,6 +77,9 @@ class PluginInfo:
         The name of the distribution that registers it.
     version : str
         That distribution's version ("" when unknown).
+    status : str, default="ok"
+        ``"ok"`` when the plugin imports, else ``"broken: "`` followed by the
+        error its import raised.
     """
 
     name: str
@@ -67,6 +87,12 @@ class PluginInfo:
     value: str
     distribution: str
     version: str
+    status: str = "ok"
+
+    @property
+    def broken(self) -> bool:
+        """True when the plugin failed to import."""
+        return self.status != "ok"
 
 
 def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
@@ -74,6 +100,11 @@ def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
     if dist is None:
         return "<unknown distribution>", ""
     return dist.metadata["Name"], dist.version
+
+
+def _is_built_in(ep: EntryPoint) -> bool:
+    name = _distribution_of(ep)[0]
+    return re.sub(r"[-_.]+", "-", name).lower() == _BUILT_IN_DISTRIBUTION
 
 
 # Scanning every installed distribution's metadata takes tens of milliseconds,
@@ -105,21 +136,37 @@ def _scan(group: str) -> list[EntryPoint]:
 
 
 def _find(group: str) -> dict[str, EntryPoint]:
-    """Entry points of ``group`` by name, sorted, without importing them."""
+    """Entry points of ``group`` by name, sorted, without importing them.
+
+    For a name registered more than once, a built-in (an entry point of the
+    ``mtlestimators`` distribution) wins over every other distribution's;
+    otherwise the first in sorted order of the target wins. A PluginWarning
+    names the one ignored and its distribution.
+    """
     found: dict[str, EntryPoint] = {}
-    eps = _scan(group)
-    for ep in eps:
-        if ep.name in found:
-            kept = found[ep.name]
-            warnings.warn(
+    for ep in _scan(group):
+        kept = found.get(ep.name)
+        if kept is None:
+            found[ep.name] = ep
+            continue
+        if _is_built_in(ep) and not _is_built_in(kept):
+            found[ep.name], kept, ep = ep, ep, kept
+        ignored = _distribution_of(ep)[0]
+        if _is_built_in(kept) and not _is_built_in(ep):
+            message = (
+                f"The plugin {ep.value} from distribution {ignored} is "
+                f"registered as {ep.name!r} in {group}, a built-in name of "
+                f"mtlestimators ({kept.value}): built-ins cannot be replaced, "
+                f"so the built-in is used and {ignored}'s plugin is ignored. "
+                f"{ignored} should register it under another name."
+            )
+        else:
+            message = (
                 f"Two plugins are named {ep.name!r} in {group}: "
                 f"{kept.value} (from {_distribution_of(kept)[0]}) is used and "
-                f"{ep.value} (from {_distribution_of(ep)[0]}) is ignored.",
-                PluginWarning,
-                stacklevel=3,
+                f"{ep.value} (from {ignored}) is ignored."
             )
-            continue
-        found[ep.name] = ep
+        warnings.warn(message, PluginWarning, stacklevel=3)
     return found
 
 
@@ -222,13 +269,80 @@ def get_gate(name: str) -> type[nn.Module]:
 
 
 def list_plugins() -> list[PluginInfo]:
-    """Every discovered weighter and gate with its distribution and version."""
+    """Every discovered weighter and gate with its distribution, version and
+    status.
+
+    Each plugin is imported to tell whether it works: one that fails to
+    import is listed with ``status`` ``"broken: <error>"`` (and
+    ``broken`` True) instead of being skipped.
+
+    Returns
+    -------
+    list of PluginInfo
+        The loss weighters, then the gates, each group sorted by name.
+    """
     out = []
     for group in (LOSS_WEIGHTERS_GROUP, GATES_GROUP):
         for name, ep in _find(group).items():
             dist, version = _distribution_of(ep)
-            out.append(PluginInfo(name, group, ep.value, dist, version))
+            try:
+                ep.load()
+            except Exception as exc:  # reported, never raised
+                status = f"broken: {type(exc).__name__}: {exc}"
+            else:
+                status = "ok"
+            out.append(PluginInfo(name, group, ep.value, dist, version, status))
     return out
+
+
+def call_hook(plugin, name: str, *args, **kwargs):
+    """Call a plugin's optional hook ``name`` if it defines one.
+
+    The library calls a loss weighter's ``prepare`` and ``epoch_end`` through
+    this function, so a plain ``nn.Module`` without them works: a missing
+    hook is a no-op.
+
+    Parameters
+    ----------
+    plugin : nn.Module
+        The loss weighter or gate.
+    name : str
+        The hook's name (``"prepare"``, ``"epoch_end"``).
+    *args, **kwargs
+        Passed to the hook.
+
+    Returns
+    -------
+    object
+        What the hook returns, or None when the plugin has no such hook.
+    """
+    hook = getattr(plugin, name, None)
+    if hook is None:
+        return None
+    return hook(*args, **kwargs)
+
+
+def gate_penalty(gate: nn.Module) -> torch.Tensor:
+    """A gate's sparsity term: its ``penalty()``, or 0 if it defines none.
+
+    Parameters
+    ----------
+    gate : nn.Module
+        The gate.
+
+    Returns
+    -------
+    Tensor
+        A scalar, on the device of the gate's parameters (or buffers) when it
+        has no ``penalty``.
+    """
+    penalty = getattr(gate, "penalty", None)
+    if penalty is not None:
+        return penalty()
+    tensor = next(gate.parameters(), None)
+    if tensor is None:
+        tensor = next(gate.buffers(), None)
+    return torch.zeros((), device="cpu" if tensor is None else tensor.device)
 
 
 def _build(spec, args: tuple, params: dict, *, argument: str, group: str, kind: str):

@@ -14,6 +14,7 @@ MODULES = [
     "mtlestimators.loss_weighters",
     "mtlestimators.gates",
     "mtlestimators.metrics",
+    "mtlestimators.model_selection",
 ]
 
 

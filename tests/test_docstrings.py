@@ -37,6 +37,7 @@ MODULES = [
     "mtlestimators.loss_weighters",
     "mtlestimators.gates",
     "mtlestimators.metrics",
+    "mtlestimators.model_selection",
     "mtlestimators.export",
     "mtlestimators.utils",
     "mtlestimators.tabular",

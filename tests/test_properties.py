@@ -386,6 +386,12 @@ SCALING = {
     "mgda": "linear",
     "cagrad": "linear",
     "gradnorm": "linear",
+    "upgrad": "linear",
+    "imtl_g": "linear",
+    "aligned_mtl": "linear",
+    "dualproj": "linear",
+    "mgda_params": "linear",
+    "famo": "linear",
 }
 
 

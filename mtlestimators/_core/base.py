@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from ..plugins import get_loss_weighter
+from ..plugins import call_hook, get_loss_weighter
 from .checkpoint import (
     Checkpointer,
     check_checkpoint_random_state,
@@ -337,6 +337,24 @@ class NetEstimatorBase(BaseEstimator):
                     "Accelerator(mixed_precision='bf16' or 'fp16') and keep "
                     "autocast=False."
                 )
+            world_size = os.environ.get("WORLD_SIZE", "1") or "1"
+            try:
+                launched = int(world_size)
+            except ValueError:
+                raise ValueError(
+                    f"The environment variable WORLD_SIZE={world_size!r} is not "
+                    "a number of processes; unset it, or launch with torchrun "
+                    "or accelerate launch, which set it."
+                ) from None
+            if launched > 1 and getattr(accelerator, "num_processes", 1) == 1:
+                raise ValueError(
+                    f"This process was launched as one of {launched} "
+                    "(WORLD_SIZE), but the accelerator runs a single process, "
+                    "so every process would train a model of its own on all "
+                    "the data. Without a GPU, create it with "
+                    "Accelerator(cpu=True) (or set ACCELERATE_USE_CPU=1); see "
+                    "docs/scaling.md."
+                )
             if getattr(self, "checkpoint_dir", None) is not None:
                 raise ValueError(
                     "checkpoint_dir is not supported together with an "
@@ -439,6 +457,7 @@ class NetEstimatorBase(BaseEstimator):
         return net_class(
             module_cls,
             task_kinds=[s.kind for s in specs],
+            task_names=[s.name for s in specs],
             loss_weighter=self.loss_weighter,
             optimizer=resolve_optimizer(self.optimizer),
             lr=self.lr,
@@ -514,7 +533,7 @@ class NetEstimatorBase(BaseEstimator):
         its loss weighter prepared for the targets ``Y``."""
         net = self._build_net(**build, checkpointer=checkpointer)
         net.initialize()
-        net.loss_weighter_.prepare(Y, [s.kind for s in build["specs"]])
+        call_hook(net.loss_weighter_, "prepare", Y, [s.kind for s in build["specs"]])
         self._check_accelerated_net(net)
         return net
 
@@ -579,6 +598,16 @@ class NetEstimatorBase(BaseEstimator):
                 "per-task gradients itself, which accelerate's training step "
                 "does not support; use a loss-level weighter (e.g. 'uniform', "
                 "'uncertainty') with an accelerator, or accelerator=None."
+            )
+        processes = getattr(net.accelerator, "num_processes", 1)
+        if processes > 1 and getattr(net.loss_weighter_, "step_end", None):
+            raise ValueError(
+                f"The loss weighter {type(net.loss_weighter_).__name__} updates "
+                "its task weights after every step from this process's own "
+                f"losses, so {processes} processes would end with different "
+                "weights; use a loss-level weighter without step_end (e.g. "
+                "'uniform', 'uncertainty', 'dwa') for multi-process training, "
+                "or train it in one process."
             )
 
     def _check_warm_start_compatible(self, specs, config) -> None:

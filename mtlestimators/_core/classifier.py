@@ -17,8 +17,10 @@ from .base import (
     class_probabilities,
 )
 from .targets import (
+    align_to_task_names,
     drop_unlabelled_rows,
     encode_targets,
+    has_column_names,
     missing_mask,
     resolve_tasks,
     task_names_of,
@@ -137,6 +139,8 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         self._train_specs_ = train_specs
         self.n_tasks_ = len(specs)
         self.task_names_ = np.asarray(names, dtype=object)
+        # score() matches y's columns to the tasks by name when fit saw names.
+        self._task_names_from_frame_ = bool(multi and has_column_names(y_input))
         self.classes_ = [s.classes for s in specs] if multi else specs[0].classes
         return self
 
@@ -198,7 +202,10 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             Inputs with the columns seen in fit.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             True labels; with several tasks one column per task, NaN or None
-            where a label is missing.
+            where a label is missing. When fit was given a DataFrame, a
+            DataFrame y is matched to the tasks by column name (any order;
+            unknown or missing names raise ValueError); otherwise columns are
+            taken in the order of ``task_names_``.
         sample_weight : array-like of shape (n_samples,), optional
             Row weights of each accuracy.
 
@@ -208,6 +215,8 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         """
         if not self._multi():
             return super().score(X, y, sample_weight=sample_weight)
+        if getattr(self, "_task_names_from_frame_", False) and has_column_names(y):
+            y = align_to_task_names(y, self.task_names_)
         y = np.asarray(y, dtype=object).reshape(len(y), -1)
         if y.shape[1] != self.n_tasks_:
             raise ValueError(

@@ -77,6 +77,20 @@ class TensorData(Dataset):
         return X, y
 
 
+def _same_in_every_process(order: torch.Tensor, device) -> torch.Tensor:
+    """``order`` as drawn in the first process of the running process group
+    (broadcast from it), so every process shards the same permutation even
+    if their random generators drifted apart; unchanged without a group."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return order
+    if dist.get_world_size() < 2:
+        return order
+    order = order.to(device)
+    dist.broadcast(order, src=0)
+    return order
+
+
 class TensorBatchIterator:
     """Yields ``(X_batch, y_batch)`` slices of a :class:`TensorData`.
 
@@ -107,8 +121,10 @@ class TensorBatchIterator:
         self.shuffle = shuffle
         self.drop_last = drop_last
         # (process index, number of processes) for data parallel training:
-        # each process takes its stride of the order, padded by wrapping so
-        # every process runs the same number of batches.
+        # each process takes its stride of the order (broadcast from the
+        # first process), padded by wrapping as torch's DistributedSampler
+        # does, so every process runs the same number of batches; rows
+        # trained per process and epoch: ceil(n / processes).
         self.shard = None
 
     def _count(self) -> int:
@@ -133,6 +149,7 @@ class TensorBatchIterator:
         if self.indices is not None:
             order = self.indices[order]
         if self.shard is not None:
+            order = _same_in_every_process(order, device)
             index, count = self.shard
             per_process = -(-n // count)
             copies = -(-per_process * count // max(n, 1))

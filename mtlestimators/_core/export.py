@@ -67,7 +67,8 @@ class ExportAdapter:
         estimator is not changed), a tuple of example tensors, one per input
         of ``module.forward`` in its order, the input names (those of the
         forward's arguments and of :meth:`prepare_inputs`), the output's
-        name and the name of the dynamic first axis. ``gallery_graph`` is
+        name and the name of the dynamic first axis (or ``{input name: axis
+        name}`` when the inputs' first axes differ). ``gallery_graph`` is
         already checked by the caller; only galleries use it.
     ``metadata(names, output, gallery_graph) -> dict[str, str]``
         What a server needs besides the graph, as ONNX metadata (JSON

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
+from skorch.callbacks import LRScheduler
 from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from torch import nn
 
-from ..plugins import build_loss_weighter
+from ..plugins import build_loss_weighter, call_hook
 from .checkpoint import stopped_early
 from .data import TensorBatchIterator, TensorData
 
@@ -55,6 +56,18 @@ class MultiTaskLoss(nn.Module):
         return torch.stack(losses)  # (K,)
 
 
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """Training stopped at a non-finite (NaN or infinite) loss.
+
+    A ``FloatingPointError``, the exception numpy raises for a floating-point
+    error it is told to raise on (``np.errstate``), since the failure is
+    numerical; and a ``ValueError``, the exception scikit-learn raises for an
+    unusable parameter value, since the cause is almost always a setting or
+    the data (a too large ``lr``, unscaled features, extreme labels). Code
+    that catches either keeps working.
+    """
+
+
 def _labelled_tasks(y_true: torch.Tensor) -> torch.Tensor:
     """(K,) bool: the task has at least one label in the batch."""
     return ~torch.isnan(y_true).all(dim=0)
@@ -79,6 +92,7 @@ class MultiTaskNet(NeuralNet):
         loss_weighter="uniform",
         autocast=None,
         checkpointer=None,
+        task_names=None,
         **kwargs,
     ):
         kwargs.setdefault("criterion", MultiTaskLoss)
@@ -101,6 +115,9 @@ class MultiTaskNet(NeuralNet):
         # after all of them (writing the epoch), also when one raises
         # KeyboardInterrupt, which would skip a callback placed after it.
         self.checkpointer = checkpointer
+        # The tasks' names, for messages (a divergence names its tasks); None
+        # names them by position.
+        self.task_names = None if task_names is None else list(task_names)
         super().__init__(module, **kwargs)
 
     # ------------------------------------------------- device and precision
@@ -267,16 +284,69 @@ class MultiTaskNet(NeuralNet):
         self.module_.shared_representation = None  # no graph kept on the module
         y_true = to_tensor(yi, device=self.data_device())
         task_losses = self.criterion_(y_pred, y_true)
+        regularization = self._regularization(task_losses.device)
+        # Before the weighter's backward passes, and again on its total
+        # before the optimizer steps: no weight is ever updated from NaN.
+        self.check_finite_loss(task_losses, task_losses.sum() + regularization)
         shared = self.shared_parameters()
         loss = combine(
             task_losses,
             shared_parameters=shared,
             task_parameters=self._task_parameters(shared),
             labelled=_labelled_tasks(y_true),
-            regularization=self._regularization(task_losses.device),
+            regularization=regularization,
             representation=representation,
         )
+        self.check_finite_loss(task_losses, loss)
         return {"loss": loss, "y_pred": y_pred}
+
+    # ------------------------------------------------------------ divergence
+    def check_finite_loss(self, task_losses: torch.Tensor, loss: torch.Tensor):
+        """Raise :class:`TrainingDivergedError` if a training batch's per-task
+        losses ``task_losses`` (K,) or its total ``loss`` is NaN or infinite.
+
+        Called after the forward pass and before any backward pass or
+        optimizer step, so the weights are never updated from a non-finite
+        loss; the estimator's ``fit`` then leaves a previously fitted model
+        as it was (a ``warm_start`` continuation gets its weights back).
+        """
+        values = torch.cat([task_losses.detach().reshape(-1), loss.detach().reshape(1)])
+        if bool(torch.isfinite(values).all()):
+            return
+        raise TrainingDivergedError(self._divergence_message(task_losses, loss))
+
+    def _divergence_message(self, task_losses, loss) -> str:
+        task_losses = task_losses.detach().float().cpu()
+        names = getattr(self, "task_names", None)
+        if names is None or len(names) != len(task_losses):
+            names = [f"task {k}" for k in range(len(task_losses))]
+        bad = [
+            f"{name!r} ({value.item()})"
+            for name, value in zip(names, task_losses)
+            if not torch.isfinite(value)
+        ]
+        if bad:
+            what = f"the loss of {', '.join(bad)}"
+        else:  # every task loss finite: the weighter or the regularization
+            what = (
+                f"the total loss ({loss.detach().float().item()}, after the "
+                f"loss weighter {type(self.loss_weighter_).__name__} and the "
+                "module's regularization) while every task loss is finite"
+            )
+        where = ""
+        if len(self.history):
+            epoch = self.history[-1].get("epoch", len(self.history))
+            batch = len(self.history[-1].get("batches", [])) or 1
+            where = f" at epoch {epoch}, batch {batch}"
+        return (
+            f"Training diverged: {what} is not finite{where}; training stopped "
+            "before the weights were updated with it (an estimator fitted "
+            "before this call keeps its previous model). To fix it: lower lr "
+            f"(now {self.lr}), standardize or scale the features (e.g. "
+            "sklearn.preprocessing.StandardScaler), and check the labels (a "
+            "regression target with a huge scale, or labels that are not "
+            "0/1 or class ids)."
+        )
 
     def _task_parameters(self, shared) -> list[nn.Parameter]:
         """The trainable parameters of the net that are not in ``shared``; the
@@ -299,9 +369,26 @@ class MultiTaskNet(NeuralNet):
 
     def on_epoch_end(self, net, **kwargs):
         super().on_epoch_end(net, **kwargs)
-        epoch_end = getattr(self.loss_weighter_, "epoch_end", None)
-        if epoch_end is not None:
-            epoch_end()
+        call_hook(self.loss_weighter_, "epoch_end")
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        # Optional weighter hook ``step_end(losses, labelled=...)``: the
+        # per-task losses of the same batch after the optimizer step (one
+        # more forward pass, no backward; ``famo`` updates its weights with
+        # them). Weighters without the hook cost nothing.
+        step_end = getattr(self.loss_weighter_, "step_end", None)
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and not accelerator.sync_gradients:
+            step_end = None  # a gradient-accumulation micro-step: no update yet
+        if step_end is not None:
+            Xi, yi = unpack_data(batch)
+            with torch.no_grad():
+                y_pred = self.infer(Xi, **fit_params)
+                y_true = to_tensor(yi, device=self.data_device())
+                losses = self.criterion_(y_pred, y_true)
+            step_end(losses.detach(), labelled=_labelled_tasks(y_true))
+        return step
 
     def get_dataset(self, X, y=None):
         if isinstance(X, TensorData):
@@ -315,7 +402,10 @@ class MultiTaskNet(NeuralNet):
             loss = self.loss_weighter_(task_losses, labelled=_labelled_tasks(y_true))
         else:
             loss = self.loss_weighter_(task_losses)
-        return loss + self._regularization(task_losses.device)
+        loss = loss + self._regularization(task_losses.device)
+        if training:  # a training step: stop before backward on NaN
+            self.check_finite_loss(task_losses, loss)
+        return loss
 
     def task_outputs(self, X, batch_size=None) -> tuple[torch.Tensor, ...]:
         """Eval-mode module outputs for X, one CPU tensor per task.
@@ -346,16 +436,125 @@ class MultiTaskNet(NeuralNet):
         return tuple(torch.cat(p, dim=0) for p in zip(*parts))
 
 
-class AcceleratedMultiTaskNet(AccelerateMixin, MultiTaskNet):
+def bare_module(module):
+    """``module`` without its ``DistributedDataParallel`` wrapper (which does
+    not forward attribute access such as ``regularization``)."""
+    if isinstance(module, nn.parallel.DistributedDataParallel):
+        return module.module
+    return module
+
+
+def _print_nothing(*args, **kwargs) -> None:
+    """The training log's sink outside the main process."""
+
+
+class DataParallelMixin:
+    """What the accelerated nets need with several processes; placed before
+    skorch's ``AccelerateMixin`` in the bases.
+
+    skorch's ``AccelerateMixin`` passes every module and criterion to
+    ``accelerator.prepare``, which wraps each in ``DistributedDataParallel``
+    when there are several processes; DDP refuses a component without
+    trainable parameters (the multi-task loss, most loss weighters), and a
+    wrapped loss weighter hides its methods. Here, with several processes,
+    only ``module_`` is prepared (DDP averages its gradients); the other
+    components are moved to the accelerator's device, and the gradients of
+    their trainable parameters (the ``uncertainty`` weighter's log
+    variances) are averaged across processes after each backward pass. The
+    recorded training loss of a batch is the mean over processes, so every
+    process keeps the same history and callbacks decide alike.
+    """
+
+    def _initialize_callbacks(self):
+        # skorch's AccelerateMixin makes accelerator.print the log's sink,
+        # and PrintLog honours verbose=0 only for the built-in print: print
+        # in the main process, nothing in the others.
+        if self.callbacks__print_log__sink == "auto":
+            main = getattr(self.accelerator, "is_main_process", True)
+            self.callbacks__print_log__sink = print if main else _print_nothing
+        return super()._initialize_callbacks()
+
+    def _initialize_accelerator(self):
+        if self._wrapped_with_accelerator:
+            return self
+        accelerator = self.accelerator
+        if accelerator.num_processes == 1:
+            self.synced_parameters_ = []
+            return super()._initialize_accelerator()
+        synced = []
+        with self._current_init_context("module"):
+            for name in self._modules + self._criteria:
+                component = getattr(self, name + "_")
+                if not isinstance(component, nn.Module):
+                    continue
+                trainable = [p for p in component.parameters() if p.requires_grad]
+                if name == "module" and trainable:
+                    setattr(self, name + "_", accelerator.prepare(component))
+                    continue
+                if accelerator.device_placement:
+                    component.to(accelerator.device)
+                synced.extend(trainable)
+        self.synced_parameters_ = synced
+        with self._current_init_context("optimizer"):
+            for name in self._optimizers:
+                optimizer = getattr(self, name + "_")
+                if isinstance(optimizer, torch.optim.Optimizer):
+                    setattr(self, name + "_", accelerator.prepare(optimizer))
+        for _, callback in self.callbacks_:
+            if isinstance(callback, LRScheduler):
+                callback.policy_ = accelerator.prepare(callback.policy_)
+        self._wrapped_with_accelerator = True
+        return self
+
+    def train_step_single(self, batch, **fit_params):
+        step = super().train_step_single(batch, **fit_params)
+        synced = getattr(self, "synced_parameters_", [])
+        if synced and self.accelerator.sync_gradients:
+            for param in synced:
+                # Every process joins every all-reduce (a parameter without a
+                # gradient in this process contributes zeros), so the
+                # collectives always match across processes.
+                grad = param.grad if param.grad is not None else torch.zeros_like(param)
+                param.grad = self.accelerator.reduce(grad, reduction="mean")
+        return step
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        if self.accelerator.num_processes > 1:
+            loss = step["loss"].detach().float().reshape(())
+            step["loss"] = self.accelerator.reduce(loss, reduction="mean")
+        return step
+
+    def validation_step(self, batch, **fit_params):
+        # accelerate shards a DataLoader's validation batches too (the
+        # gallery net's): record the mean over processes, so every process
+        # keeps the same valid_loss and callbacks such as EarlyStopping
+        # stop all processes at the same epoch.
+        step = super().validation_step(batch, **fit_params)
+        if self.accelerator.num_processes > 1:
+            loss = step["loss"].detach().float().reshape(())
+            step["loss"] = self.accelerator.reduce(loss, reduction="mean")
+        return step
+
+    def _regularization(self, device) -> torch.Tensor:
+        regularization = getattr(bare_module(self.module_), "regularization", None)
+        if regularization is None:
+            return torch.zeros((), device=device)
+        return regularization()
+
+
+class AcceleratedMultiTaskNet(DataParallelMixin, AccelerateMixin, MultiTaskNet):
     """:class:`MultiTaskNet` trained through Hugging Face Accelerate (skorch's
     ``AccelerateMixin``): the accelerator places the module, wraps it for
     distributed data parallel training and applies its mixed precision.
 
     Tensor-resident batches are not a ``DataLoader`` that accelerate could
     shard, so with several processes each process trains on its own stride
-    of every epoch's shuffled order (the same order in every process: the
-    seed comes from ``random_state``); validation runs whole in every
-    process.
+    of every epoch's shuffled order (drawn in the first process and
+    broadcast, so it is the same order in every process), padded by
+    wrapping as torch's ``DistributedSampler`` does; ``batch_size`` is per
+    process. Validation runs whole in every process. See
+    :class:`DataParallelMixin` for what is wrapped in DDP.
     """
 
     def get_iterator(self, dataset, training=False):

@@ -230,3 +230,45 @@ def encode_targets(y: np.ndarray, specs: Sequence[TaskSpec]) -> np.ndarray:
                 )
             out[present, k] = index
     return out
+
+
+def has_column_names(y) -> bool:
+    """True when ``y`` is a table with column names (a DataFrame), so its
+    columns can be matched to tasks by name."""
+    return getattr(y, "columns", None) is not None and getattr(y, "ndim", 2) == 2
+
+
+def align_to_task_names(y, task_names: Sequence[str], *, what: str = "y"):
+    """Reorder the columns of DataFrame ``y`` to ``task_names``.
+
+    The columns are matched by name, so a target whose columns come in
+    another order than at fit is scored task by task, not position by
+    position. Raises ValueError naming the columns that are not tasks and
+    the tasks that have no column.
+    """
+    columns = [str(c) for c in y.columns]
+    names = [str(n) for n in task_names]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValueError(
+            f"{what} has the column(s) {repeated} more than once; give one "
+            "column per task."
+        )
+    unknown = [c for c in columns if c not in names]
+    absent = [n for n in names if n not in columns]
+    if unknown or absent:
+        problems = []
+        if unknown:
+            problems.append(f"unknown column(s) {unknown}")
+        if absent:
+            problems.append(f"missing task(s) {absent}")
+        raise ValueError(
+            f"{what}'s columns do not match the tasks the model was fit on: "
+            f"{' and '.join(problems)}. The model's tasks are {names}; columns "
+            "are matched by name, in any order."
+        )
+    position = {c: i for i, c in enumerate(columns)}
+    order = [position[n] for n in names]
+    if hasattr(y, "iloc"):
+        return y.iloc[:, order]
+    return np.asarray(y, dtype=object)[:, order]

@@ -236,7 +236,25 @@ class PerTaskCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstim
         else:
             X = np.array(X, dtype=None if numeric else object, copy=True)
             X[:, j] = sentinel
-        return self._positive_scores(estimator, X)
+        try:
+            return self._positive_scores(estimator, X)
+        except Exception as exc:
+            # The placeholder id is ours, not the user's: speak of tasks not
+            # seen in fit rather than of the placeholder.
+            message = str(exc)
+            if not numeric:
+                for text in (repr(sentinel), sentinel):
+                    message = message.replace(text, "<a task id not seen in fit>")
+            raise ValueError(
+                f"PerTaskCalibratedClassifier fits its map for tasks not seen in "
+                f"fit on scores of rows whose task id is replaced by one the "
+                f"estimator did not see in fit, but "
+                f"{type(_unfrozen(estimator)).__name__}.predict_proba refused "
+                f"such rows ({type(exc).__name__}: {message}). Use an estimator "
+                "that predicts rows of tasks not seen in fit (as "
+                "AutoTaskClassifier and MultiTaskDNNClassifier do), or one "
+                "without a tasks_ attribute."
+            ) from None
 
     @staticmethod
     def _positive_scores(estimator, X) -> np.ndarray:

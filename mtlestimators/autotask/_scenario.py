@@ -100,6 +100,49 @@ def task_codes(ids: np.ndarray, tasks: np.ndarray) -> np.ndarray:
     return (index + 1).astype(np.int64)
 
 
+# "Nearly one id per row": more than this many task ids, and more than half
+# of the rows the only row of their task.
+_MANY_TASKS = 50
+
+
+def _task_column_warning(ids: np.ndarray, column) -> str | None:
+    """Why the task column looks like a feature, or None: it holds floats
+    that are not integers (1.0, 2.0 are taken as ids), or nearly one id per
+    row (more than ``_MANY_TASKS`` ids and more than half of the rows the
+    only row of their task)."""
+    n = len(ids)
+    reasons = []
+    kind = pd.api.types.infer_dtype(ids, skipna=True)
+    if kind in ("floating", "mixed-integer-float"):
+        values = pd.to_numeric(pd.Series(ids, dtype=object), errors="coerce")
+        values = values.to_numpy(dtype=np.float64)
+        fractional = values[np.isfinite(values) & (values != np.round(values))]
+        if fractional.size:
+            examples = ", ".join(f"{v:g}" for v in fractional[:3])
+            reasons.append(
+                f"holds float values that are not whole numbers (e.g. {examples})"
+            )
+    counts = pd.Series(ids, dtype=object).value_counts(sort=False)
+    singletons = int((counts == 1).sum())
+    if len(counts) > _MANY_TASKS and singletons > n / 2:
+        reasons.append(
+            f"holds nearly one id per row ({len(counts)} task ids for {n} rows; "
+            f"{singletons} rows are the only row of their task)"
+        )
+    if not reasons:
+        return None
+    return (
+        f"The task column ({column}) {' and '.join(reasons)}; it looks "
+        "like a feature or a row id, not task ids, and each distinct value "
+        "became a task "
+        f"({len(counts)} tasks). Set task_column to the column of X that holds "
+        "the task ids (this warning is given when that column holds non-whole "
+        f"floats, or more than {_MANY_TASKS} ids with more than half of the "
+        "rows alone in their task; integer or string ids that are really that "
+        "many can be kept, and the warning filtered with warnings.filterwarnings)."
+    )
+
+
 def _with_missing_as_nan(features: np.ndarray):
     """float64 features with None/pandas.NA as NaN, or None if some value is
     not a number (check_array then raises scikit-learn's error)."""
@@ -296,6 +339,14 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
                     stacklevel=5,
                 )
         else:
+            names = getattr(self, "feature_names_in_", None)
+            j = task_column_index(self.task_column, X.shape[1], names)
+            column = f"task_column={self.task_column!r}"
+            if names is not None and str(names[j]) != str(self.task_column):
+                column += f", column {str(names[j])!r}"
+            message = _task_column_warning(ids, column)
+            if message is not None:
+                warnings.warn(message, UserWarning, stacklevel=5)
             tasks = task_vocabulary(ids)
             if self.standardize:
                 mean = features.mean(axis=0)

@@ -134,13 +134,40 @@ def _blocks_of(model: nn.Module) -> list[nn.Module]:
     )
 
 
-def _load_state_dict(path: str) -> dict:
+def _is_safetensors(path: str) -> bool:
+    """A ``.safetensors`` name, or a file that starts as one: an 8-byte
+    little-endian header length, then the JSON header."""
+    if path.endswith(".safetensors"):
+        return True
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:
+            head = f.read(9)
+        size = os.path.getsize(path)
+    except OSError:
+        return False
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    return head[8:9] == b"{" and 2 <= n <= size - 8
+
+
+def _load_state_dict(path: str) -> dict:
+    """A state_dict from a file, without running code: a safetensors file
+    (``safetensors.torch.load_file``) or a ``torch.save`` file read with
+    ``torch.load(weights_only=True)`` (tensors and plain containers only)."""
+    try:
+        if _is_safetensors(path):
+            from safetensors.torch import load_file
+
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
         raise ValueError(
-            f"weights={path!r} could not be read as a PyTorch state_dict ({exc}); "
-            "save one with torch.save(model.state_dict(), path)."
+            f"weights={path!r} could not be read as a PyTorch state_dict "
+            f"(unreadable, truncated, or a pickle of objects, which is never "
+            f"loaded: {lines[0]}); save one with "
+            "torch.save(model.state_dict(), path) or "
+            "safetensors.torch.save_file(model.state_dict(), path)."
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -210,7 +237,9 @@ def _looks_like_path(value) -> bool:
     if isinstance(value, str) and os.path.isfile(value):
         return True
     return isinstance(value, str) and (
-        os.sep in value or "/" in value or value.endswith((".pt", ".pth", ".bin"))
+        os.sep in value
+        or "/" in value
+        or value.endswith((".pt", ".pth", ".bin", ".safetensors"))
     )
 
 

@@ -25,11 +25,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .._core.base import NetEstimatorBase, _name_of
-from .._core.net import MultiTaskNet
+from .._core.net import DataParallelMixin, MultiTaskNet, bare_module
 from .._core.params import InstanceOf, Integer, Options, check_param
 from .._core.targets import (
+    align_to_task_names,
     drop_unlabelled_rows,
     encode_targets,
+    has_column_names,
     missing_mask,
     normalize_labels,
     resolve_tasks,
@@ -180,10 +182,16 @@ class GalleryNet(MultiTaskNet):
         return torch.cat(out).numpy().astype(np.float32, copy=False)
 
 
-class AcceleratedGalleryNet(AccelerateMixin, GalleryNet):
+class AcceleratedGalleryNet(DataParallelMixin, AccelerateMixin, GalleryNet):
     """:class:`GalleryNet` trained through Hugging Face Accelerate: the
     accelerator shards the training DataLoader across processes and gathers
-    the validation outputs."""
+    the validation outputs; only the module is wrapped in DDP
+    (:class:`~mtlestimators._core.net.DataParallelMixin`)."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        module = bare_module(self.module_)  # DDP hides prepare/prepared
+        if not module.prepared and y is not None:
+            module.prepare(np.asarray(y, dtype=np.float32))
 
 
 class GalleryEmbedder(
@@ -490,6 +498,8 @@ class GalleryEmbedder(
         self.task_specs_ = specs
         self.n_tasks_ = len(specs)
         self.task_names_ = np.asarray(names, dtype=object)
+        # score() matches y's columns to the tasks by name when fit saw names.
+        self._task_names_from_frame_ = has_column_names(y)
         self.embedding_dim_ = int(net.module_.heads[0][0].in_features)
         self.image_size_ = int(self.image_size)  # the size the encoder learned
         return self
@@ -572,7 +582,9 @@ class GalleryEmbedder(
             array (n, d), read as n galleries of one 1 x d grayscale image.
         y : array-like of shape (n_galleries, n_tasks) or (n_galleries,)
             True targets, one column per task, NaN or None for a missing
-            label (those rows are skipped for that task).
+            label (those rows are skipped for that task). When fit was given
+            a DataFrame, a DataFrame y is matched to the tasks by column name
+            (any order; unknown or missing names raise ValueError).
         sample_weight : array-like of shape (n_galleries,), optional
             Row weights of each task's score.
 
@@ -583,6 +595,8 @@ class GalleryEmbedder(
         from sklearn.metrics import accuracy_score, r2_score
 
         check_is_fitted(self)
+        if getattr(self, "_task_names_from_frame_", False) and has_column_names(y):
+            y = align_to_task_names(y, self.task_names_)
         y2 = np.asarray(y, dtype=object).reshape(len(y), -1)
         if y2.shape[1] != self.n_tasks_:
             raise ValueError(

@@ -3,13 +3,15 @@ table of categorical and numeric fields, embedded by :class:`FieldEmbedding`."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from .._core.base import check_fitted_X
 from .._core.classifier import MultiTaskClassifierBase
 from .._core.params import InstanceOf, Integer, Options, Plugin, Real, Units
-from ._fields import FieldEncoder, categorical_mask
+from ._fields import UNSEEN, FieldEncoder, categorical_mask
 
 
 class FieldClassifierBase(MultiTaskClassifierBase):
@@ -59,7 +61,10 @@ class FieldClassifierBase(MultiTaskClassifierBase):
             "field_order": encoder.field_order,
         }
         fitted = {"field_encoder_": encoder, "is_categorical_": mask.copy()}
-        return encoder.transform(X), spec, fitted
+        inputs = encoder.transform(X)
+        if encoder is getattr(self, "field_encoder_", None):
+            _warn_new_categories(encoder, X, inputs["categorical"])
+        return inputs, spec, fitted
 
     def _predict_inputs(self, X):
         X = check_fitted_X(self, X, **self._X_check_params)
@@ -92,6 +97,32 @@ class FieldClassifierBase(MultiTaskClassifierBase):
         tags = super().__sklearn_tags__()
         tags.input_tags.categorical = True
         return tags
+
+
+def _warn_new_categories(encoder, X, codes) -> None:
+    """Warn (once) that a warm-start continuation's X has categories outside
+    the fitted vocabularies: they are encoded as the unseen category."""
+    new = {}
+    for k, j in enumerate(np.flatnonzero(encoder.categorical)):
+        rows = codes[:, k] == UNSEEN
+        if rows.any():
+            values = pd.unique(pd.Series(X[rows, j], dtype=object))
+            new[encoder.names[j]] = (len(values), [str(v) for v in values[:3]])
+    if not new:
+        return
+    fields = "; ".join(
+        f"{name!r}: {n} new, e.g. {examples}" for name, (n, examples) in new.items()
+    )
+    warnings.warn(
+        "warm_start=True keeps the categories of the first fit, and X has "
+        f"categories it did not see in categorical field(s) ({fields}). They "
+        "are encoded as unseen: all of them share the unseen category's "
+        "embedding (which this fit now trains, for every category not seen in "
+        "the first fit) and get none of their own. To include them as "
+        "categories, fit with warm_start=False.",
+        UserWarning,
+        stacklevel=5,
+    )
 
 
 def field_input_width(field_order, embedding_dim) -> int:

@@ -9,7 +9,7 @@ from torch import nn
 
 from .._core.layers import TaskTower, mlp, out_width
 from .._core.params import Integer, Real, Units
-from ..plugins import build_gate
+from ..plugins import build_gate, gate_penalty
 from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
 
@@ -67,7 +67,7 @@ class MMoEModule(nn.Module):
     def regularization(self) -> torch.Tensor:
         if not self.l0_penalty:
             return torch.zeros((), device=self.fields.offsets.device)
-        return self.l0_penalty * sum(gate.penalty() for gate in self.gates)
+        return self.l0_penalty * sum(gate_penalty(gate) for gate in self.gates)
 
 
 class MMoEClassifier(FieldClassifierBase):

@@ -10,7 +10,7 @@ from torch import nn
 
 from .._core.layers import TaskTower, mlp, out_width
 from .._core.params import Integer, Real, Units
-from ..plugins import build_gate
+from ..plugins import build_gate, gate_penalty
 from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
 
@@ -75,7 +75,7 @@ class _ExtractionLayer(nn.Module):
 
     def penalty(self) -> torch.Tensor:
         gates = list(self.task_gates) + ([self.shared_gate] if self.shared_gate else [])
-        return sum(g.penalty() for g in gates)
+        return sum(gate_penalty(g) for g in gates)
 
 
 class PLEModule(nn.Module):

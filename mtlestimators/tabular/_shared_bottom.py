@@ -94,8 +94,8 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         or ``EarlyStopping`` stopped the fit, the file is marked complete:
         the same ``fit`` again loads the final model without training
         (delete the file to retrain); after a ``KeyboardInterrupt`` it
-        resumes. Details in docs/usage.md. Checkpoints are
-        pickles: load only your own. Not used by a ``warm_start``
+        resumes. Details in docs/usage.md. Loading a checkpoint runs no
+        code (tensors and JSON, checked by SHA-256). Not used by a ``warm_start``
         continuation.
     autocast : bool or {"bfloat16", "float16"}, default=False
         Mixed precision: training forward passes and predictions run under

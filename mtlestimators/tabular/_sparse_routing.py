@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.layers import TaskTower, mlp, out_width
-from ..plugins import build_gate
+from ..plugins import build_gate, gate_penalty
 from ._base import FieldClassifierBase, field_input_width
 from ._fields import FieldEmbedding
 
@@ -164,7 +164,7 @@ class SparseRoutingModule(nn.Module):
             ]
             total = total + self.l2_penalty * sum(p.pow(2).sum() for p in weights)
         if self.l0_penalty:
-            total = total + self.l0_penalty * sum(g.penalty() for g in self.gates)
+            total = total + self.l0_penalty * sum(gate_penalty(g) for g in self.gates)
         return total
 
     @torch.no_grad()
