@@ -654,7 +654,10 @@ class FAMOWeighter(LossWeighter):
         # The last training step's losses (NaN: none yet) and labelled tasks.
         self.register_buffer("step_losses", torch.full((self.n_tasks,), float("nan")))
         self.register_buffer("step_labelled", torch.zeros(self.n_tasks, dtype=bool))
-        # Adam's moment estimates of the logits' gradient and its step count.
+        # Adam's moment estimates of the logits' gradient and its step count,
+        # kept as buffers rather than in a torch.optim.Adam: buffers are in
+        # the state_dict, so checkpoints, pickles and warm starts carry the
+        # weighter's whole state (a nested optimizer's state would be lost).
         self.register_buffer("adam_m", torch.zeros(self.n_tasks))
         self.register_buffer("adam_v", torch.zeros(self.n_tasks))
         self.register_buffer("adam_t", torch.zeros(()))

@@ -23,6 +23,7 @@ from ._core.targets import (
     normalize_labels,
     resolve_tasks,
     task_names_of,
+    y_in_task_order,
 )
 
 __all__ = [
@@ -242,9 +243,8 @@ class _MultiTaskScorer:
 
     def __call__(self, estimator, X, y_true) -> float:
         y_score, classes, kinds, names = _estimator_task_scores(estimator, X)
-        by_name = getattr(estimator, "_task_names_from_frame_", False)
-        if by_name and names is not None and has_column_names(y_true):
-            y_true = align_to_task_names(y_true, names)
+        if names is not None:
+            y_true = y_in_task_order(estimator, y_true, names)
         y = np.asarray(y_true, dtype=object)
         y = y.reshape(len(y), -1)
         if kinds is None or len(kinds) != y.shape[1] or names is None:

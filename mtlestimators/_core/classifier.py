@@ -17,13 +17,13 @@ from .base import (
     class_probabilities,
 )
 from .targets import (
-    align_to_task_names,
     drop_unlabelled_rows,
     encode_targets,
     has_column_names,
     missing_mask,
     resolve_tasks,
     task_names_of,
+    y_in_task_order,
 )
 
 
@@ -215,8 +215,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         """
         if not self._multi():
             return super().score(X, y, sample_weight=sample_weight)
-        if getattr(self, "_task_names_from_frame_", False) and has_column_names(y):
-            y = align_to_task_names(y, self.task_names_)
+        y = y_in_task_order(self, y)
         y = np.asarray(y, dtype=object).reshape(len(y), -1)
         if y.shape[1] != self.n_tasks_:
             raise ValueError(

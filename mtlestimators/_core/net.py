@@ -518,23 +518,22 @@ class DataParallelMixin:
                 param.grad = self.accelerator.reduce(grad, reduction="mean")
         return step
 
-    def train_step(self, batch, **fit_params):
-        step = super().train_step(batch, **fit_params)
+    def _loss_over_processes(self, step: dict) -> dict:
+        """The step with its recorded loss replaced by the mean over the
+        processes, so every process keeps the same history."""
         if self.accelerator.num_processes > 1:
             loss = step["loss"].detach().float().reshape(())
             step["loss"] = self.accelerator.reduce(loss, reduction="mean")
         return step
 
+    def train_step(self, batch, **fit_params):
+        return self._loss_over_processes(super().train_step(batch, **fit_params))
+
     def validation_step(self, batch, **fit_params):
         # accelerate shards a DataLoader's validation batches too (the
-        # gallery net's): record the mean over processes, so every process
-        # keeps the same valid_loss and callbacks such as EarlyStopping
+        # gallery net's): with the mean, callbacks such as EarlyStopping
         # stop all processes at the same epoch.
-        step = super().validation_step(batch, **fit_params)
-        if self.accelerator.num_processes > 1:
-            loss = step["loss"].detach().float().reshape(())
-            step["loss"] = self.accelerator.reduce(loss, reduction="mean")
-        return step
+        return self._loss_over_processes(super().validation_step(batch, **fit_params))
 
     def _regularization(self, device) -> torch.Tensor:
         regularization = getattr(bare_module(self.module_), "regularization", None)

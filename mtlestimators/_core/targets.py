@@ -272,3 +272,23 @@ def align_to_task_names(y, task_names: Sequence[str], *, what: str = "y"):
     if hasattr(y, "iloc"):
         return y.iloc[:, order]
     return np.asarray(y, dtype=object)[:, order]
+
+
+def y_in_task_order(estimator, y, task_names=None):
+    """``y`` with its columns in the fitted ``estimator``'s task order.
+
+    Columns are matched by name when the estimator was fit on a DataFrame y
+    (``_task_names_from_frame_``) and ``y`` has column names too; otherwise
+    ``y`` is returned unchanged (columns pair by position). ``task_names``
+    defaults to the estimator's ``task_names_``.
+    """
+    names = (
+        getattr(estimator, "task_names_", None) if task_names is None else task_names
+    )
+    if (
+        getattr(estimator, "_task_names_from_frame_", False)
+        and names is not None
+        and has_column_names(y)
+    ):
+        return align_to_task_names(y, names)
+    return y

@@ -28,7 +28,6 @@ from .._core.base import NetEstimatorBase, _name_of
 from .._core.net import DataParallelMixin, MultiTaskNet, bare_module
 from .._core.params import InstanceOf, Integer, Options, check_param
 from .._core.targets import (
-    align_to_task_names,
     drop_unlabelled_rows,
     encode_targets,
     has_column_names,
@@ -36,6 +35,7 @@ from .._core.targets import (
     normalize_labels,
     resolve_tasks,
     task_names_of,
+    y_in_task_order,
 )
 from ._backbone import build_encoder
 from ._data import (
@@ -595,8 +595,7 @@ class GalleryEmbedder(
         from sklearn.metrics import accuracy_score, r2_score
 
         check_is_fitted(self)
-        if getattr(self, "_task_names_from_frame_", False) and has_column_names(y):
-            y = align_to_task_names(y, self.task_names_)
+        y = y_in_task_order(self, y)
         y2 = np.asarray(y, dtype=object).reshape(len(y), -1)
         if y2.shape[1] != self.n_tasks_:
             raise ValueError(
