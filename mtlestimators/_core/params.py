@@ -6,7 +6,7 @@ An estimator class lists what each of its ``__init__`` parameters accepts::
         "max_epochs": [Integer(1)],
         "dropout": [Real(0, 1, closed="left")],
         "gate": [Plugin("gate")],
-        "block_embed_dim": [None, Integer(1)],
+        "block_embed_dim": [Integer(1), Options(("auto", "paper"))],
     }
 
 Each entry is a list of alternatives: a value is accepted when one of them

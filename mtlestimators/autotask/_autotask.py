@@ -21,17 +21,65 @@ from .._core.params import Integer, Options, Real
 from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
 
 TASK_ENCODINGS = ("onehot", "number", "none")
+# block_embed_dim="auto": e2 = d * e1 (the paper) up to this width. Facet 2's
+# MLP has about 12 * e2**2 weights, so the paper's e2 = d * e1 grows as d**2.
+AUTO_BLOCK_EMBED_DIM = 64
+# attention_window's default: facet 1 is the paper's full causal attention up
+# to this many feature tokens, and a sliding window beyond.
+DEFAULT_ATTENTION_WINDOW = 128
+
+
+ATTENTIONS = ("causal", "full")
+FUSIONS = ("concat", "sum")
+
+
+def _window_mask(length: int, window: int, causal: bool, device) -> torch.Tensor:
+    """Which keys each query of a chunked sequence may see: (n_chunks,
+    window, n_context * window) booleans for chunks of ``window`` positions
+    whose keys are the previous chunk and the chunk itself (and the next one
+    when not causal). A query at position p sees the keys at positions q with
+    0 <= q < length and p - window < q <= p (causal), |p - q| < window (full).
+    """
+    n_chunks = -(-length // window)
+    offsets = (-1, 0) if causal else (-1, 0, 1)
+    chunk = torch.arange(n_chunks, device=device).view(-1, 1, 1)
+    query = chunk * window + torch.arange(window, device=device).view(1, -1, 1)
+    key = torch.cat(
+        [
+            (chunk + o) * window + torch.arange(window, device=device).view(1, 1, -1)
+            for o in offsets
+        ],
+        dim=2,
+    )
+    seen = (key >= 0) & (key < length) & (query - key < window)
+    return seen & ((key <= query) if causal else (key - query < window))
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention where position i attends to positions <= i."""
+    """Multi-head self-attention where position i attends to positions <= i
+    (``causal=True``; all positions otherwise).
 
-    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0):
+    ``window`` limits each position to itself and the ``window - 1``
+    positions before it (and after it when not causal): the sequence is cut
+    into chunks of ``window`` positions and each chunk attends to itself and
+    its neighbouring chunk(s), so time and memory grow linearly with the
+    sequence length. ``window=None`` or a sequence no longer than ``window``
+    is plain attention over the whole sequence.
+
+    Attention runs through :func:`torch.nn.functional.scaled_dot_product_attention`
+    (a fused kernel where the device has one). There is no dropout on the
+    attention probabilities: it would force the unfused kernel, whose memory
+    grows with the square of the sequence length; the block's residual
+    dropout regularizes instead.
+    """
+
+    def __init__(self, dim: int, n_heads: int, causal: bool = True, window=None):
         super().__init__()
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.n_heads = n_heads
-        self.dropout = dropout
+        self.causal = causal
+        self.window = window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
@@ -41,23 +89,57 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(D, dim=2)
         shape = (B, T, self.n_heads, D // self.n_heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            is_causal=T > 1,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
+        if self.window is None or T <= self.window:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            y = self._windowed(q, k, v, T)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+    def _windowed(self, q, k, v, T):
+        """Attention within ``window`` positions, chunk by chunk: (B, H, T, hd)."""
+        w = self.window
+        n = -(-T // w)
+        pad = n * w - T  # padding at the end: no real query attends to it
+
+        def chunks(t):  # (B, H, T, hd) -> (B, H, n, w, hd)
+            t = F.pad(t, (0, 0, 0, pad))
+            return t.view(*t.shape[:2], n, w, t.shape[-1])
+
+        def context(t):  # keys of chunk c: chunks c - 1, c (and c + 1)
+            c = chunks(t)
+            padded = F.pad(c, (0, 0, 0, 0, 1, 0 if self.causal else 1))
+            parts = [padded[:, :, :n], c]
+            if not self.causal:
+                parts.append(padded[:, :, 2:])
+            return torch.cat(parts, dim=3)
+
+        B, H, _, hd = q.shape
+        # 4-D inputs (B, H * n, w, hd), as every SDPA kernel and the ONNX
+        # exporter take them; the mask is the same for every head.
+        mask = _window_mask(T, w, self.causal, q.device).repeat(H, 1, 1)
+        y = F.scaled_dot_product_attention(
+            chunks(q).reshape(B, H * n, w, hd),
+            context(k).reshape(B, H * n, -1, hd),
+            context(v).reshape(B, H * n, -1, hd),
+            attn_mask=mask,
+        )
+        return y.reshape(B, H, n * w, hd)[:, :, :T]
 
 
 class GPTBlock(nn.Module):
     """Pre-norm transformer block (GPT-2): causal attention, then a 4x MLP."""
 
-    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        dropout: float = 0.0,
+        causal: bool = True,
+        window=None,
+    ):
         super().__init__()
         self.ln_1 = nn.LayerNorm(dim)
-        self.attn = CausalSelfAttention(dim, n_heads, dropout)
+        self.attn = CausalSelfAttention(dim, n_heads, causal, window)
         self.ln_2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
             nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
@@ -72,10 +154,18 @@ class GPTBlock(nn.Module):
 class GPT(nn.Module):
     """``n_layers`` GPT blocks and a final layer norm over (B, T, dim)."""
 
-    def __init__(self, dim: int, n_layers: int, n_heads: int, dropout: float):
+    def __init__(
+        self,
+        dim: int,
+        n_layers: int,
+        n_heads: int,
+        dropout: float,
+        causal: bool = True,
+        window=None,
+    ):
         super().__init__()
         self.blocks = nn.Sequential(
-            *(GPTBlock(dim, n_heads, dropout) for _ in range(n_layers))
+            *(GPTBlock(dim, n_heads, dropout, causal, window) for _ in range(n_layers))
         )
         self.ln_f = nn.LayerNorm(dim)
 
@@ -108,6 +198,15 @@ class AutoTaskModule(nn.Module):
     task_dropout : float
         Training rows whose task is replaced by the unseen task (code 0), so
         the unseen-task path is trained on every task's rows.
+    attention : {"causal", "full"}
+        Causal (auto-regressive) attention in both facets, as in the paper,
+        or attention without a mask (the paper's discussion ablation).
+    attention_window : int or None
+        Facet 1: each token attends to itself and the ``attention_window - 1``
+        tokens before it (linear cost in d); None: to every earlier token.
+    fusion : {"concat", "sum"}
+        T1 and T2 concatenated before the head (the paper), or summed (the
+        paper's ablation; needs e2 = d * e1).
     """
 
     def __init__(
@@ -123,8 +222,15 @@ class AutoTaskModule(nn.Module):
         n_heads: int = 2,
         dropout: float = 0.1,
         task_dropout: float = 0.1,
+        attention: str = "causal",
+        attention_window=None,
+        fusion: str = "concat",
     ):
         super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}.")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}.")
         self.task_encoding = task_encoding
         self.uses_task_number = task_encoding in ("onehot", "number")
         self.uses_onehot = task_encoding == "onehot"
@@ -132,7 +238,17 @@ class AutoTaskModule(nn.Module):
         self.task_dropout = task_dropout
         d = n_features + int(self.uses_task_number)
         self.n_tokens = d
+        # The task number joins the features scaled to [0, 1] (code / N), so
+        # that it stays on the z-scored features' scale for any N.
+        self.n_tasks = n_tasks
+        self.fusion = fusion
         e1, e2 = feature_embed_dim, block_embed_dim
+        if fusion == "sum" and e2 != d * e1:
+            raise ValueError(
+                f"fusion='sum' adds T1 (d * e1 = {d * e1} values) and T2 (e2 = "
+                f"{e2}), so e2 must equal d * e1; set block_embed_dim='paper'."
+            )
+        causal = attention == "causal"
         # Facet 1: token [x_j, one_hot(task)] (N + 1 values) -> e1. A linear
         # map of that concatenation is x_j * w + b + (row of W for the task);
         # the task part is an embedding lookup whose row 0 (unseen) is zero.
@@ -143,7 +259,7 @@ class AutoTaskModule(nn.Module):
             else None
         )
         self.position_embed_1 = nn.Parameter(torch.zeros(d, e1))
-        self.facet_1 = GPT(e1, n_layers, n_heads, dropout)
+        self.facet_1 = GPT(e1, n_layers, n_heads, dropout, causal, attention_window)
         # Facet 2: token [x (d values), one_hot(task)] of each row -> e2.
         self.row_embed_2 = nn.Linear(d, e2)
         self.task_embed_2 = (
@@ -152,9 +268,10 @@ class AutoTaskModule(nn.Module):
             else None
         )
         self.position_embed_2 = nn.Parameter(torch.zeros(block_size, e2))
-        self.facet_2 = GPT(e2, n_layers, n_heads, dropout)
+        self.facet_2 = GPT(e2, n_layers, n_heads, dropout, causal)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(d * e1 + e2, output_dim)
+        fused = e2 if fusion == "sum" else d * e1 + e2
+        self.head = nn.Linear(fused, output_dim)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -172,10 +289,12 @@ class AutoTaskModule(nn.Module):
     # ------------------------------------------------------------------ parts
     def tokens(self, features: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """The d feature values of each row, (B, d): the features, then the
-        task code as a number unless ``task_encoding="none"``."""
+        task code as a number (code / N, in [0, 1]) unless
+        ``task_encoding="none"``."""
         if not self.uses_task_number:
             return features
-        return torch.cat([features, task.to(features.dtype).unsqueeze(1)], dim=1)
+        number = task.to(features.dtype) / max(self.n_tasks, 1)
+        return torch.cat([features, number.unsqueeze(1)], dim=1)
 
     def feature_tokens(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Facet 1 before flattening: (B, d, e1)."""
@@ -225,7 +344,8 @@ class AutoTaskModule(nn.Module):
             dropped = torch.rand(task.shape, device=task.device) < self.task_dropout
             task = task.masked_fill(dropped, UNSEEN_TASK)
         t1, t2 = self.facets(features, task)
-        out = self.head(self.drop(torch.cat([t1, t2], dim=1)))
+        fused = t1 + t2 if self.fusion == "sum" else torch.cat([t1, t2], dim=1)
+        out = self.head(self.drop(fused))
         return (out.squeeze(-1) if out.shape[-1] == 1 else out,)
 
 
@@ -255,8 +375,11 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         "none" = the task column is dropped.
     feature_embed_dim : int, default=8
         e1, the token embedding size of facet 1 (T1 has d * e1 values).
-    block_embed_dim : int or None, default=None
-        e2, the embedding size of facet 2; None gives d * e1 (the paper).
+    block_embed_dim : int, "auto" or "paper", default="auto"
+        e2, the embedding size of facet 2. "paper": d * e1, as in the paper
+        (facet 2's weights then grow as d**2). "auto": d * e1 up to 64, and
+        64 for wider data, so that cost and memory grow linearly in d; with
+        ``fusion="sum"``, "auto" is "paper".
     block_size : int, default=8
         t, rows per block of mixed tasks in facet 2 during training.
     n_layers : int, default=1
@@ -264,8 +387,23 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     n_heads : int, default=2
         Attention heads; must divide e1 and e2.
     dropout : float, default=0.1
+        Dropout on the residual branches, the attention output and the fused
+        representation (not on attention probabilities).
     task_dropout : float, default=0.1
         Fraction of training rows shown as the unseen task (see above).
+    attention : {"causal", "full"}, default="causal"
+        Causal (auto-regressive) attention in both facets, as in the paper;
+        "full" is attention without a mask (the paper's ablation: facet 2
+        then lets a training row see later rows of its block).
+    attention_window : int or None, default=128
+        Facet 1: each feature token attends to itself and the
+        ``attention_window - 1`` tokens before it, so the cost grows linearly
+        in d. Data with up to ``attention_window`` tokens (features plus the
+        task number) get the paper's attention over all earlier tokens; None
+        gives it at every width (cost quadratic in d).
+    fusion : {"concat", "sum"}, default="concat"
+        How T1 and T2 are fused before the linear head: concatenated (the
+        paper) or summed (the paper's ablation; needs e2 = d * e1).
     standardize : bool, default=True
         z-score the features (not the task column) with training statistics.
     lr : float, default=6e-4
@@ -308,12 +446,15 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     _parameter_constraints = {
         "task_encoding": [Options(TASK_ENCODINGS)],
         "feature_embed_dim": [Integer(1)],
-        "block_embed_dim": [None, Integer(1)],
+        "block_embed_dim": [Integer(1), Options(("auto", "paper"))],
         "block_size": [Integer(1)],
         "n_layers": [Integer(1)],
         "n_heads": [Integer(1)],
         "dropout": [Real(0, 1, closed="left")],
         "task_dropout": [Real(0, 1, closed="left")],
+        "attention": [Options(ATTENTIONS)],
+        "attention_window": [None, Integer(1)],
+        "fusion": [Options(FUSIONS)],
     }
 
     def __init__(
@@ -321,12 +462,15 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         task_column=-1,
         task_encoding: str = "onehot",
         feature_embed_dim: int = 8,
-        block_embed_dim=None,
+        block_embed_dim="auto",
         block_size: int = 8,
         n_layers: int = 1,
         n_heads: int = 2,
         dropout: float = 0.1,
         task_dropout: float = 0.1,
+        attention: str = "causal",
+        attention_window=DEFAULT_ATTENTION_WINDOW,
+        fusion: str = "concat",
         standardize: bool = True,
         lr: float = 6e-4,
         max_epochs: int = 20,
@@ -352,6 +496,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         self.n_heads = n_heads
         self.dropout = dropout
         self.task_dropout = task_dropout
+        self.attention = attention
+        self.attention_window = attention_window
+        self.fusion = fusion
         self.standardize = standardize
         self.lr = lr
         self.max_epochs = max_epochs
@@ -377,7 +524,11 @@ class AutoTaskClassifier(ScenarioClassifierBase):
                 "task column."
             )
         e1 = int(self.feature_embed_dim)
-        e2 = d * e1 if self.block_embed_dim is None else self.block_embed_dim
+        e2 = self.block_embed_dim
+        if e2 == "paper" or (e2 == "auto" and self.fusion == "sum"):
+            e2 = d * e1
+        elif e2 == "auto":
+            e2 = min(d * e1, AUTO_BLOCK_EMBED_DIM)
         for name, dim in (("feature_embed_dim", e1), ("block_embed_dim", e2)):
             if dim % self.n_heads:
                 raise ValueError(
@@ -396,6 +547,11 @@ class AutoTaskClassifier(ScenarioClassifierBase):
             "n_heads": int(self.n_heads),
             "dropout": float(self.dropout),
             "task_dropout": float(self.task_dropout),
+            "attention": self.attention,
+            "attention_window": (
+                None if self.attention_window is None else int(self.attention_window)
+            ),
+            "fusion": self.fusion,
         }
 
     def fit(self, X, y, soft_target=None):
