@@ -368,6 +368,18 @@ def test_an_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
     np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
 
 
+@pytest.mark.cuda
+def test_a_cuda_fit_reads_the_text_and_scores_rows_alone():
+    X, y = review_data(n=300)
+    model = AutoTaskClassifier(
+        text_columns=["review"], device="cuda", **{**FAST, "max_epochs": 3}
+    ).fit(X, y)
+    assert model.net_.module_.text_embed_1.weight.is_cuda
+    full = model.predict_proba(X.iloc[:10])
+    alone = np.vstack([model.predict_proba(X.iloc[[i]]) for i in range(10)])
+    np.testing.assert_allclose(alone, full, rtol=0, atol=1e-5)
+
+
 # ---------------------------------------------------------------- export
 def test_onnx_graph_takes_the_text_ids_and_matches_predict_proba(tmp_path):
     ort = pytest.importorskip("onnxruntime")

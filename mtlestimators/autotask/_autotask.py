@@ -434,8 +434,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         unknown token. Each column's first ``max_text_tokens`` tokens join
         facet 1's sequence after the feature tokens, each token embedded
         with a position embedding of its own plus the task's facet-1
-        embedding, as the features are; padding is zero in T1. Facet 2 sees
-        the numeric features only. None: no text.
+        embedding, as the features are; padding is zero in T1 and, with
+        causal attention, attended by no token. Facet 2 sees the numeric
+        features only. None: no text.
     max_text_tokens : int, default=32
         L per text column: longer texts are cut, shorter ones padded.
     text_vocab_size : int, default=20000
@@ -449,9 +450,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         in every token of both facets; "number" = task number only;
         "none" = the task column is dropped.
     feature_embed_dim : int, default=8
-        e1, the token embedding size of facet 1 (T1 has d * e1 values;
-        (d + L) * e1 with L text tokens, and then d * e1 in "paper", "auto"
-        and ``fusion`` below means (d + L) * e1).
+        e1, the token embedding size of facet 1 (T1 has d * e1 values). With
+        L text tokens T1 has (d + L) * e1 values, and "d * e1" below
+        (``block_embed_dim``, ``fusion``) means (d + L) * e1.
     block_embed_dim : int, "auto" or "paper", default="auto"
         e2, the embedding size of facet 2. "paper": d * e1, as in the paper
         (facet 2's weights then grow as d**2). "auto": d * e1 up to 64, and
