@@ -169,7 +169,10 @@ def class_probabilities(out: torch.Tensor) -> np.ndarray:
     a binary task, logits (n, C) for a multiclass one."""
     if out.ndim == 1:
         p = torch.sigmoid(out.double()).numpy()
-        return np.column_stack([1.0 - p, p])
+        proba = np.empty((len(p), 2))
+        proba[:, 1] = p
+        np.subtract(1.0, p, out=proba[:, 0])
+        return proba
     return torch.softmax(out.double(), dim=1).numpy()
 
 
@@ -445,6 +448,17 @@ class NetEstimatorBase(BaseEstimator):
                 f"{callbacks!r}."
             )
         accelerator = getattr(self, "accelerator", None)
+        if (
+            accelerator is None
+            and resolve_optimizer(self.optimizer) in (torch.optim.Adam, torch.optim.AdamW)
+            and not {"optimizer__fused", "optimizer__foreach"} & set(kwargs)
+        ):
+            # The fused Adam kernel (CPU and CUDA) updates every parameter in
+            # one pass instead of a dozen small ops per tensor: a model with
+            # many small tensors (AutoTask) spent 14% of a fit in Adam.step.
+            # Under accelerate the parameters move after the optimizer is
+            # built, so its default stays.
+            kwargs["optimizer__fused"] = True
         if accelerator is not None:
             # Placement is left to accelerate (skorch needs device=None).
             net_class, device = self._accelerated_net_class, None

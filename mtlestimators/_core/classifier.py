@@ -160,7 +160,8 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         -------
         ndarray of shape (n_samples, n_classes) or (n_samples, n_tasks)
         """
-        check_is_fitted(self)
+        if "net_" not in vars(self):  # a fitted model has net_: skip the scan
+            check_is_fitted(self)
         outputs = self.net_.task_outputs(
             self._predict_inputs(X), batch_size=self.batch_size
         )

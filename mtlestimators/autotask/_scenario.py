@@ -155,6 +155,14 @@ def _with_missing_as_nan(features: np.ndarray):
         return None
 
 
+def _may_be_missing(ids: np.ndarray) -> bool:
+    """False when every id is a str or an integer (none can be missing):
+    a single row need not go through pandas.isna."""
+    if len(ids) > 64:
+        return True
+    return not all(isinstance(i, (str, int, np.integer)) for i in ids)
+
+
 def _is_number_or_missing(value) -> bool:
     try:
         float(value)
@@ -267,20 +275,23 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         j = task_column_index(self.task_column, X.shape[1], names)
         text = self._text_positions(X.shape[1], names, j)
         ids = np.asarray(X[:, j], dtype=object)
-        if pd.isna(ids).any():
+        if _may_be_missing(ids) and pd.isna(ids).any():
             column = names[j] if names is not None else j
             raise ValueError(
                 f"The task column ({column!r}) of X has missing task ids "
                 "(NaN/None); every row needs the id of its task. Use a label "
                 "of its own (e.g. 'unknown') for rows whose task is not known."
             )
-        features = np.delete(X, [j, *text], axis=1)
+        keep = np.arange(X.shape[1]) != j
+        if text:
+            keep[text] = False
+        features = X[:, keep]
         try:
             converted = np.asarray(features, dtype=np.float64)
         except (TypeError, ValueError):
             converted = _with_missing_as_nan(features)
         if converted is None or not np.isfinite(converted).all():
-            kept = np.delete(np.arange(X.shape[1]), [j, *text])
+            kept = np.flatnonzero(keep)
             converted = self._checked_features(features, converted, kept, names)
         return converted, ids
 
@@ -414,6 +425,14 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
 
     def _checked_predict_X(self, X):
         """X checked against the fit, as an array (object for a DataFrame)."""
+        values = self._fitted_layout(X)
+        if values is not None:
+            # The layout of the fit: nothing else to check before the values
+            # (checked in _split_columns). On a single row, validate_data and
+            # pandas' dtype queries cost more than the model's forward pass,
+            # and the code they run pushes the model's own code and weights
+            # out of the CPU caches.
+            return values
         if _is_dense_frame(X) and len(X):
             # validate_data's column-by-column dtype checks cost more than the
             # model on a single row; the feature names and count are checked
@@ -423,6 +442,31 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
         else:
             X = check_fitted_X(self, X, **self._X_check_params)
         return X
+
+    def _fitted_layout(self, X):
+        """X as a 2-D array when it is laid out as in the fit and needs no
+        other check than its values': a non-empty DataFrame with exactly the
+        fitted column names (in order), or a non-empty
+        2-D numpy array of numbers or objects with the fitted number of
+        columns when the fit had no column names. None otherwise (then
+        validate_data checks X and gives its errors and warnings)."""
+        names = getattr(self, "feature_names_in_", None)
+        if isinstance(X, pd.DataFrame):
+            if names is None or not len(X) or len(X.columns) != len(names):
+                return None
+            if X.columns.tolist() != names.tolist():
+                return None
+            return X.to_numpy(dtype=object)  # sparse columns come out dense
+        if (
+            names is None
+            and type(X) is np.ndarray
+            and X.ndim == 2
+            and len(X)
+            and X.shape[1] == self.n_features_in_
+            and X.dtype.kind in "biufO"
+        ):
+            return X
+        return None
 
     def _fit(self, X, y, **fit_params):
         # validate_data replaces feature_names_in_ before _fit_inputs runs;
