@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from sklearn.utils.validation import _num_samples
 from torch import nn
 
-from .._core.params import Integer, Options, Real
-from ._scenario import UNSEEN_TASK, ScenarioClassifierBase
+from .._core.params import InstanceOf, Integer, Options, Real
+from . import _text
+from ._scenario import UNSEEN_TASK, ScenarioClassifierBase, task_column_index
 
 TASK_ENCODINGS = ("onehot", "number", "none")
 # block_embed_dim="auto": e2 = d * e1 (the paper) up to this width. Facet 2's
@@ -207,6 +208,11 @@ class AutoTaskModule(nn.Module):
     fusion : {"concat", "sum"}
         T1 and T2 concatenated before the head (the paper), or summed (the
         paper's ablation; needs e2 = d * e1).
+    text_vocab_size : int
+        Ids of the text tokenizer (id 0 is the padding); 0: no text.
+    n_text_tokens : int
+        L, text token ids per row (all text columns); they join facet 1's
+        sequence after the d feature tokens, so T1 has (d + L) * e1 values.
     """
 
     def __init__(
@@ -225,6 +231,8 @@ class AutoTaskModule(nn.Module):
         attention: str = "causal",
         attention_window=None,
         fusion: str = "concat",
+        text_vocab_size: int = 0,
+        n_text_tokens: int = 0,
     ):
         super().__init__()
         if attention not in ATTENTIONS:
@@ -243,10 +251,13 @@ class AutoTaskModule(nn.Module):
         self.n_tasks = n_tasks
         self.fusion = fusion
         e1, e2 = feature_embed_dim, block_embed_dim
-        if fusion == "sum" and e2 != d * e1:
+        self.n_text_tokens = n_text_tokens
+        n1 = d + n_text_tokens  # facet 1's tokens: features, then text
+        if fusion == "sum" and e2 != n1 * e1:
+            width = "(d + L) * e1" if n_text_tokens else "d * e1"
             raise ValueError(
-                f"fusion='sum' adds T1 (d * e1 = {d * e1} values) and T2 (e2 = "
-                f"{e2}), so e2 must equal d * e1; set block_embed_dim='paper'."
+                f"fusion='sum' adds T1 ({width} = {n1 * e1} values) and T2 (e2 = "
+                f"{e2}), so e2 must equal {width}; set block_embed_dim='paper'."
             )
         causal = attention == "causal"
         # Facet 1: token [x_j, one_hot(task)] (N + 1 values) -> e1. A linear
@@ -260,6 +271,15 @@ class AutoTaskModule(nn.Module):
         )
         self.position_embed_1 = nn.Parameter(torch.zeros(d, e1))
         self.facet_1 = GPT(e1, n_layers, n_heads, dropout, causal, attention_window)
+        # Text tokens (text_columns): an id embedding whose padding row stays
+        # zero, positions of their own, and the task's embedding as the
+        # feature tokens have it.
+        self.text_embed_1 = self.text_position_embed_1 = None
+        if n_text_tokens:
+            self.text_embed_1 = nn.Embedding(
+                text_vocab_size, e1, padding_idx=_text.PAD_ID
+            )
+            self.text_position_embed_1 = nn.Parameter(torch.zeros(n_text_tokens, e1))
         # Facet 2: token [x (d values), one_hot(task)] of each row -> e2.
         self.row_embed_2 = nn.Linear(d, e2)
         self.task_embed_2 = (
@@ -270,7 +290,7 @@ class AutoTaskModule(nn.Module):
         self.position_embed_2 = nn.Parameter(torch.zeros(block_size, e2))
         self.facet_2 = GPT(e2, n_layers, n_heads, dropout, causal)
         self.drop = nn.Dropout(dropout)
-        fused = e2 if fusion == "sum" else d * e1 + e2
+        fused = e2 if fusion == "sum" else n1 * e1 + e2
         self.head = nn.Linear(fused, output_dim)
         self._init_weights()
 
@@ -285,6 +305,8 @@ class AutoTaskModule(nn.Module):
                         module.weight[UNSEEN_TASK].zero_()
         nn.init.normal_(self.position_embed_1, std=0.02)
         nn.init.normal_(self.position_embed_2, std=0.02)
+        if self.text_position_embed_1 is not None:
+            nn.init.normal_(self.text_position_embed_1, std=0.02)
 
     # ------------------------------------------------------------------ parts
     def tokens(self, features: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
@@ -296,14 +318,47 @@ class AutoTaskModule(nn.Module):
         number = task.to(features.dtype) / max(self.n_tasks, 1)
         return torch.cat([features, number.unsqueeze(1)], dim=1)
 
-    def feature_tokens(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        """Facet 1 before flattening: (B, d, e1)."""
+    def feature_tokens(
+        self, x: torch.Tensor, task: torch.Tensor, text=None
+    ) -> torch.Tensor:
+        """Facet 1 before flattening: (B, d, e1), or (B, d + L, e1) with the
+        text token ids ``text`` (B, L)."""
         # x_j * w + b, the Linear(1, e1) map without a matmul per token
         embed = self.value_embed_1
         h = x.unsqueeze(-1) * embed.weight[:, 0] + (embed.bias + self.position_embed_1)
         if self.task_embed_1 is not None:
             h = h + self.task_embed_1(task).unsqueeze(1)
-        return self.facet_1(h)
+        if text is None:
+            return self.facet_1(h)
+        return self._with_text_tokens(h, task, text)
+
+    def _with_text_tokens(self, h, task, text) -> torch.Tensor:
+        """Facet 1 over the feature tokens ``h`` (B, d, e1) followed by the
+        text tokens: (B, d + L, e1), zero at the padding positions.
+
+        Inside facet 1 the padding of every row is moved behind its words
+        (the words keep their order, their columns and their own position
+        embeddings), so with causal attention no word or feature token
+        attends to padding: padding is inert, whatever the number of text
+        columns. The outputs are put back in the (column, position) slots
+        for the head."""
+        valid = text != _text.PAD_ID  # (B, L)
+        t = self.text_embed_1(text) + self.text_position_embed_1  # (B, L, e1)
+        if self.task_embed_1 is not None:
+            t = t + self.task_embed_1(task).unsqueeze(1)
+        # slot -> place in the packed sequence: words first, then padding
+        words = valid.long()
+        place = torch.where(
+            valid,
+            words.cumsum(1) - 1,
+            words.sum(1, keepdim=True) + (1 - words).cumsum(1) - 1,
+        )
+        index = place.unsqueeze(-1).expand_as(t)  # (B, L, e1)
+        packed = torch.zeros_like(t).scatter(1, index, t)
+        d = h.shape[1]
+        out = self.facet_1(torch.cat([h, packed], dim=1))  # (B, d + L, e1)
+        words_out = out[:, d:].gather(1, index) * valid.unsqueeze(-1).to(out.dtype)
+        return torch.cat([out[:, :d], words_out], dim=1)
 
     def block_representation(
         self, x: torch.Tensor, task: torch.Tensor, block_size: int
@@ -328,22 +383,23 @@ class AutoTaskModule(nn.Module):
             )
         return torch.cat([p.reshape(-1, e2) for p in parts], dim=0)
 
-    def facets(self, features, task, block_size=None):
+    def facets(self, features, task, block_size=None, text=None):
         """(T1 (B, d * e1), T2 (B, e2)). ``block_size`` defaults to the
         training block size in training mode and to 1 (each row alone) in
-        evaluation mode."""
+        evaluation mode. With text token ids ``text`` (B, L), T1 has
+        (d + L) * e1 values; facet 2 sees the features only."""
         if block_size is None:
             block_size = self.block_size if self.training else 1
         x = self.tokens(features, task)
-        t1 = self.feature_tokens(x, task).flatten(1)
+        t1 = self.feature_tokens(x, task, text).flatten(1)
         t2 = self.block_representation(x, task, block_size)
         return t1, t2
 
-    def forward(self, features: torch.Tensor, task: torch.Tensor):
+    def forward(self, features: torch.Tensor, task: torch.Tensor, text=None):
         if self.training and self.task_dropout > 0 and self.uses_task_number:
             dropped = torch.rand(task.shape, device=task.device) < self.task_dropout
             task = task.masked_fill(dropped, UNSEEN_TASK)
-        t1, t2 = self.facets(features, task)
+        t1, t2 = self.facets(features, task, text=text)
         fused = t1 + t2 if self.fusion == "sum" else torch.cat([t1, t2], dim=1)
         out = self.head(self.drop(fused))
         return (out.squeeze(-1) if out.shape[-1] == 1 else out,)
@@ -353,8 +409,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     """AutoTask: one model for many scenarios (tasks) that predicts one task
     at a time and generalizes to tasks not seen in training.
 
-    X holds numeric features plus a column of task ids (``task_column``); y
-    holds one label per row (binary as in the paper; multiclass works too).
+    X holds numeric features plus a column of task ids (``task_column``),
+    and optionally columns of text (``text_columns``); y holds one label per
+    row (binary as in the paper; multiclass works too).
     Each row is scored alone at prediction time, so ``predict_proba`` of a
     row does not depend on the other rows, the batch size or their order.
 
@@ -368,13 +425,34 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     ----------
     task_column : int or str, default=-1
         Column of X with the task ids (index, or name for a DataFrame).
+    text_columns : list of int or str, default=None
+        Columns of X that hold text (str; None or NaN for a missing text),
+        by index or DataFrame name; they are not numeric features. A
+        word-level tokenizer is fitted on their training text (lower case,
+        words and punctuation as tokens, no download; needs
+        ``pip install "mtlestimators[text]"``); a word it did not keep is the
+        unknown token. Each column's first ``max_text_tokens`` tokens join
+        facet 1's sequence after the feature tokens, each token embedded
+        with a position embedding of its own plus the task's facet-1
+        embedding, as the features are; padding is zero in T1 and, with
+        causal attention, attended by no token. Facet 2 sees the numeric
+        features only. None: no text.
+    max_text_tokens : int, default=32
+        L per text column: longer texts are cut, shorter ones padded.
+    text_vocab_size : int, default=20000
+        Most ids of the tokenizer, the padding and unknown tokens included;
+        the most frequent training words are kept (ties alphabetically).
+    text_min_frequency : int, default=2
+        Words seen fewer times in the training text are unknown tokens.
     task_encoding : {"onehot", "number", "none"}, default="onehot"
         How the task enters the model (the paper's Table 3 ablation):
         "onehot" = task number as the last feature plus its one-hot encoding
         in every token of both facets; "number" = task number only;
         "none" = the task column is dropped.
     feature_embed_dim : int, default=8
-        e1, the token embedding size of facet 1 (T1 has d * e1 values).
+        e1, the token embedding size of facet 1 (T1 has d * e1 values). With
+        L text tokens T1 has (d + L) * e1 values, and "d * e1" below
+        (``block_embed_dim``, ``fusion``) means (d + L) * e1.
     block_embed_dim : int, "auto" or "paper", default="auto"
         e2, the embedding size of facet 2. "paper": d * e1, as in the paper
         (facet 2's weights then grow as d**2). "auto": d * e1 up to 64, and
@@ -428,6 +506,10 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     classes_ : ndarray
     feature_mean_, feature_scale_ : ndarray
         Standardization of the feature columns (zeros/ones when off).
+    text_tokenizer_ : str
+        With ``text_columns``: the fitted tokenizer as the JSON text of a
+        Hugging Face ``tokenizers.Tokenizer`` (``Tokenizer.from_str`` loads
+        it); id 0 is the padding, id 1 the unknown token.
     net_, history_, n_features_in_, feature_names_in_
         As for every estimator.
 
@@ -446,6 +528,13 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     """
 
     _parameter_constraints = {
+        "text_columns": [
+            None,
+            InstanceOf((list, tuple), description="a list of column names or indices"),
+        ],
+        "max_text_tokens": [Integer(1)],
+        "text_vocab_size": [Integer(len(_text.SPECIAL_TOKENS) + 1)],
+        "text_min_frequency": [Integer(1)],
         "task_encoding": [Options(TASK_ENCODINGS)],
         "feature_embed_dim": [Integer(1)],
         "block_embed_dim": [Integer(1), Options(("auto", "paper"))],
@@ -462,6 +551,10 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     def __init__(
         self,
         task_column=-1,
+        text_columns=None,
+        max_text_tokens: int = 32,
+        text_vocab_size: int = 20000,
+        text_min_frequency: int = 2,
         task_encoding: str = "onehot",
         feature_embed_dim: int = 8,
         block_embed_dim="auto",
@@ -490,6 +583,10 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         **kwargs,
     ):
         self.task_column = task_column
+        self.text_columns = text_columns
+        self.max_text_tokens = max_text_tokens
+        self.text_vocab_size = text_vocab_size
+        self.text_min_frequency = text_min_frequency
         self.task_encoding = task_encoding
         self.feature_embed_dim = feature_embed_dim
         self.block_embed_dim = block_embed_dim
@@ -517,20 +614,23 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         self.accelerator = accelerator
         vars(self).update(kwargs)
 
-    def _build_module(self, specs, n_features, n_tasks):
+    def _build_module(
+        self, specs, n_features, n_tasks, text_vocab_size=0, n_text_tokens=0
+    ):
         d = n_features + int(self.task_encoding != "none")
-        if d == 0:
+        if d == 0 and not n_text_tokens:
             raise ValueError(
                 "X has only the task column, and task_encoding='none' drops it; "
                 "AutoTaskClassifier needs at least 1 feature(s) besides the "
                 "task column."
             )
+        n1 = d + n_text_tokens  # facet 1's tokens
         e1 = int(self.feature_embed_dim)
         e2 = self.block_embed_dim
         if e2 == "paper" or (e2 == "auto" and self.fusion == "sum"):
-            e2 = d * e1
+            e2 = n1 * e1
         elif e2 == "auto":
-            e2 = min(d * e1, AUTO_BLOCK_EMBED_DIM)
+            e2 = min(n1 * e1, AUTO_BLOCK_EMBED_DIM)
         for name, dim in (("feature_embed_dim", e1), ("block_embed_dim", e2)):
             if dim % self.n_heads:
                 raise ValueError(
@@ -554,6 +654,11 @@ class AutoTaskClassifier(ScenarioClassifierBase):
                 None if self.attention_window is None else int(self.attention_window)
             ),
             "fusion": self.fusion,
+            **(
+                {"text_vocab_size": text_vocab_size, "n_text_tokens": n_text_tokens}
+                if n_text_tokens
+                else {}
+            ),
         }
 
     def fit(self, X, y, soft_target=None):
@@ -612,3 +717,56 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         Y = Y.copy()
         Y[:, 0] = np.where(np.isnan(soft), Y[:, 0], soft).astype(np.float32)
         return Y, specs
+
+    # ----------------------------------------------------------------- text
+    _text_hint = ", or name it in text_columns if it holds text"
+
+    def _text_positions(self, n_columns, names, task_index):
+        if self.text_columns is None:
+            return []
+        return _text.text_column_indices(
+            self.text_columns, n_columns, names, task_index
+        )
+
+    def _column_texts(self, X) -> list[list[str]]:
+        """The texts of each text column of the object array X."""
+        names = getattr(self, "feature_names_in_", None)
+        j = task_column_index(self.task_column, X.shape[1], names)
+        return [
+            _text.column_texts(X[:, k], names[k] if names is not None else k)
+            for k in self._text_positions(X.shape[1], names, j)
+        ]
+
+    def _fit_text_inputs(self, X, resume):
+        if self.text_columns is None:
+            # A refit without text drops the tokenizer of an earlier fit (a
+            # failed fit puts it back with the other fitted attributes).
+            vars(self).pop("text_tokenizer_", None)
+            return {}, {}, {}
+        _text.require_tokenizers()
+        columns = self._column_texts(X)
+        if resume and hasattr(self, "text_tokenizer_"):
+            # The trained token embeddings belong to the first fit's ids.
+            tokenizer = self.text_tokenizer_
+        else:
+            tokenizer = _text.fit_tokenizer(
+                (text for texts in columns for text in texts),
+                self.text_vocab_size,
+                self.text_min_frequency,
+            )
+        ids = _text.encode_columns(tokenizer, columns, int(self.max_text_tokens))
+        spec = {
+            "text_vocab_size": _text.vocabulary_size(tokenizer),
+            "n_text_tokens": ids.shape[1],
+        }
+        return {"text": ids}, spec, {"text_tokenizer_": tokenizer}
+
+    def _text_inputs(self, X):
+        if self.text_columns is None:
+            return {}
+        columns = self._column_texts(X)
+        return {
+            "text": _text.encode_columns(
+                self.text_tokenizer_, columns, int(self.max_text_tokens)
+            )
+        }

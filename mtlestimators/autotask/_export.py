@@ -3,7 +3,9 @@
 A scenario model (every ``ScenarioClassifierBase``) takes ``features``
 float64 (n, d - 1), the raw feature columns, and ``task`` int64 (n,), the
 task codes (k + 1 for ``tasks_[k]``, 0 for a task id not seen in fit), and
-returns ``proba``.
+returns ``proba``. A model fitted with text columns takes a third input,
+``text`` int64 (n, L): the token ids of its text columns, made outside the
+graph by the fitted tokenizer as the task codes are (``prepare_inputs``).
 
 A model whose module returns several outputs says which one the graph serves
 with a method ``_export_output(self) -> (output index, extra metadata)`` (it
@@ -52,6 +54,15 @@ class _ScenarioGraph(nn.Module):
         return graph_probabilities((outputs[self.output],), multi=False)
 
 
+class _TextScenarioGraph(_ScenarioGraph):
+    """(raw features, task codes, text token ids) -> predict_proba."""
+
+    def forward(self, features, task, text):
+        x = ((features - self.mean) / self.scale).to(torch.float32)
+        outputs = self.module(x, task, text)
+        return graph_probabilities((outputs[self.output],), multi=False)
+
+
 class ScenarioExportAdapter(ClassifierExportAdapter):
     """A scenario model: inputs ``features`` and ``task``; the metadata adds
     the task ids (``tasks``), the ``task_column`` and the model's own keys."""
@@ -62,6 +73,18 @@ class ScenarioExportAdapter(ClassifierExportAdapter):
             torch.zeros(EXAMPLE_BATCH, d, dtype=torch.float64),
             torch.ones(EXAMPLE_BATCH, dtype=torch.int64),
         )
+        n_text = _text_tokens(self.estimator)
+        if n_text:
+            # words in the first slots, padding after: the graph's own layout
+            text = torch.zeros(EXAMPLE_BATCH, n_text, dtype=torch.int64)
+            text[:, : max(1, n_text // 2)] = 1
+            return (
+                _TextScenarioGraph(self.estimator),
+                (*example, text),
+                ["features", "task", "text"],
+                "proba",
+                "batch",
+            )
         return (
             _ScenarioGraph(self.estimator),
             example,
@@ -76,9 +99,24 @@ class ScenarioExportAdapter(ClassifierExportAdapter):
         # code k + 1 for tasks_[k]; 0 for a task id not seen in fit
         meta["mtlestimators.tasks"] = metadata_json(list(estimator.tasks_))
         meta["mtlestimators.task_column"] = metadata_json(estimator.task_column)
+        if _text_tokens(estimator):
+            # what a server needs to make the text input: the columns, the
+            # ids per column and the tokenizer (its JSON, for
+            # tokenizers.Tokenizer.from_str)
+            meta["mtlestimators.text_columns"] = metadata_json(
+                list(estimator.text_columns)
+            )
+            meta["mtlestimators.max_text_tokens"] = metadata_json(
+                int(estimator.max_text_tokens)
+            )
+            meta["mtlestimators.text_tokenizer"] = estimator.text_tokenizer_
         meta.update(_served_output(estimator)[1])
         return meta
 
     def prepare_inputs(self, X) -> dict[str, np.ndarray]:
-        features, codes = self.estimator._checked_predict_columns(X)
-        return {"features": features, "task": codes}
+        return self.estimator._unscaled_predict_inputs(X)
+
+
+def _text_tokens(estimator) -> int:
+    """L, the text token ids per row of the fitted module (0 without text)."""
+    return int(getattr(estimator.net_.module_, "n_text_tokens", 0))

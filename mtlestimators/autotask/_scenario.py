@@ -185,7 +185,8 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
     it); the row's scenario is read from ``task_column``. Features are
     z-scored with the training mean and standard deviation when
     ``standardize`` is True (the task column is not). The net receives
-    ``{"features": float32 (n, d - 1), "task": int64 (n,)}``.
+    ``{"features": float32 (n, d - 1), "task": int64 (n,)}``, plus the
+    inputs a model makes of its text columns (``_fit_text_inputs``).
 
     Attributes set by fit: ``tasks_`` (the task ids seen, sorted), ``n_tasks_``
     (their number), ``feature_mean_`` and ``feature_scale_``.
@@ -247,11 +248,32 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             )
         return X, y
 
+    # ----------------------------------------------------------- text columns
+    # A model that reads text (AutoTaskClassifier's text_columns) overrides
+    # these three; the columns they name are not numeric features.
+    _text_hint = ""  # how to declare a text column, for the string error
+
+    def _text_positions(self, n_columns: int, names, task_index: int) -> list[int]:
+        """Positions in X of the text columns (none here)."""
+        return []
+
+    def _fit_text_inputs(self, X, resume: bool):
+        """``(inputs, input_spec, fitted_attributes)`` of the text columns of
+        the training X (an object array); ``resume`` for a warm start that
+        keeps what the first fit learned."""
+        return {}, {}, {}
+
+    def _text_inputs(self, X) -> dict:
+        """The net's inputs from the text columns of X at predict time."""
+        return {}
+
     # ----------------------------------------------------------------- inputs
     def _split_columns(self, X):
-        """(features as float64 (n, d - 1), task ids as object (n,))."""
+        """(features as float64 (n, d - 1), task ids as object (n,)); the
+        text columns are in neither."""
         names = getattr(self, "feature_names_in_", None)
         j = task_column_index(self.task_column, X.shape[1], names)
+        text = self._text_positions(X.shape[1], names, j)
         ids = np.asarray(X[:, j], dtype=object)
         if _may_be_missing(ids) and pd.isna(ids).any():
             column = names[j] if names is not None else j
@@ -260,21 +282,26 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
                 "(NaN/None); every row needs the id of its task. Use a label "
                 "of its own (e.g. 'unknown') for rows whose task is not known."
             )
-        features = X[:, np.arange(X.shape[1]) != j]
+        keep = np.arange(X.shape[1]) != j
+        if text:
+            keep[text] = False
+        features = X[:, keep]
         try:
             converted = np.asarray(features, dtype=np.float64)
         except (TypeError, ValueError):
             converted = _with_missing_as_nan(features)
         if converted is None or not np.isfinite(converted).all():
-            converted = self._checked_features(features, converted, j, names)
+            kept = np.flatnonzero(keep)
+            converted = self._checked_features(features, converted, kept, names)
         return converted, ids
 
-    def _checked_features(self, features, converted, j, names) -> np.ndarray:
+    def _checked_features(self, features, converted, kept, names) -> np.ndarray:
         """Raise for feature columns that are not finite numbers, naming the
-        first bad column of X (its index, or its DataFrame name)."""
+        first bad column of X (its index, or its DataFrame name); ``kept``
+        maps a feature's position to its column of X."""
 
         def column(f):  # position among the features -> column of X
-            k = int(f if f < j else f + 1)
+            k = int(kept[f])
             return str(names[k]) if names is not None else k
 
         if converted is None:
@@ -295,7 +322,8 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
                         f"Column {column(f)!r} of X holds a value that is not a "
                         f"number ({bad!r}); every column but task_column="
                         f"{self.task_column!r} is a numeric feature. Encode it as "
-                        "numbers, or set task_column to the column of task ids."
+                        "numbers, or set task_column to the column of task ids"
+                        f"{self._text_hint}."
                     )
             # Not found column by column: scikit-learn's own error.
             converted = check_array(
@@ -373,14 +401,30 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             "task": task_codes(ids, tasks),
         }
         spec = {"n_features": features.shape[1], "n_tasks": len(tasks)}
+        text_inputs, text_spec, text_fitted = self._fit_text_inputs(X, resume)
+        inputs.update(text_inputs)
+        spec.update(text_spec)
+        fitted.update(text_fitted)
         return inputs, spec, fitted
 
     def _predict_inputs(self, X):
-        features, codes = self._checked_predict_columns(X)
-        return {"features": self._scale(features), "task": codes}
+        inputs = self._unscaled_predict_inputs(X)
+        inputs["features"] = self._scale(inputs["features"])
+        return inputs
 
-    def _checked_predict_columns(self, X):
-        """X checked against the fit: (unscaled features, task codes)."""
+    def _unscaled_predict_inputs(self, X) -> dict:
+        """X checked against the fit: the net's inputs with the features not
+        yet scaled (the exported graphs scale them)."""
+        X = self._checked_predict_X(X)
+        features, ids = self._split_columns(X)
+        return {
+            "features": features,
+            "task": task_codes(ids, self.tasks_),
+            **self._text_inputs(X),
+        }
+
+    def _checked_predict_X(self, X):
+        """X checked against the fit, as an array (object for a DataFrame)."""
         values = self._fitted_layout(X)
         if values is not None:
             # The layout of the fit: nothing else to check before the values
@@ -388,8 +432,7 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             # pandas' dtype queries cost more than the model's forward pass,
             # and the code they run pushes the model's own code and weights
             # out of the CPU caches.
-            features, ids = self._split_columns(values)
-            return features, task_codes(ids, self.tasks_)
+            return values
         if _is_dense_frame(X) and len(X):
             # validate_data's column-by-column dtype checks cost more than the
             # model on a single row; the feature names and count are checked
@@ -398,8 +441,7 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             X = X.to_numpy(dtype=object)
         else:
             X = check_fitted_X(self, X, **self._X_check_params)
-        features, ids = self._split_columns(X)
-        return features, task_codes(ids, self.tasks_)
+        return X
 
     def _fitted_layout(self, X):
         """X as a 2-D array when it is laid out as in the fit and needs no
