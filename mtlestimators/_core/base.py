@@ -450,7 +450,8 @@ class NetEstimatorBase(BaseEstimator):
         accelerator = getattr(self, "accelerator", None)
         if (
             accelerator is None
-            and resolve_optimizer(self.optimizer) in (torch.optim.Adam, torch.optim.AdamW)
+            and resolve_optimizer(self.optimizer)
+            in (torch.optim.Adam, torch.optim.AdamW)
             and not {"optimizer__fused", "optimizer__foreach"} & set(kwargs)
         ):
             # The fused Adam kernel (CPU and CUDA) updates every parameter in

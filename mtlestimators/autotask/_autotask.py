@@ -236,7 +236,9 @@ class AutoTaskModule(nn.Module):
     ):
         super().__init__()
         if attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}.")
+            raise ValueError(
+                f"attention must be one of {ATTENTIONS}, got {attention!r}."
+            )
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}.")
         self.task_encoding = task_encoding
