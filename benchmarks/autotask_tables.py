@@ -20,7 +20,7 @@ the other 80% (the fit split).
   (``fusion="sum"``, which needs the paper's width e2 = d * e1), and the
   default against the paper's width (``block_embed_dim="paper",
   attention_window=None``).
-- Table 5: ``task_dropout=0`` (the paper) vs the default 0.1.
+- Table 5: the default ``task_dropout=0`` (the paper) vs 0.1.
 - Table 6 (section 4.1.2's protocol, scaled down to the same 30 : 45
   ratio): distil from a gradient-boosted teacher's out-of-fold
   probabilities, then fine-tune on the labels with ``warm_start``, against
@@ -32,7 +32,11 @@ the other 80% (the fit split).
 Run:  python benchmarks/autotask_tables.py [--seeds 5] [--epochs 20]
           [--threads 1] [--arms all]
 Writes docs/results/autotask.md, docs/results/autotask.csv and
-docs/results/autotask_latency.csv.
+docs/results/autotask_latency.csv. ``--arms`` picks groups of arms (see
+``GROUPS``); ``--latency-only`` redoes the latency section alone;
+``--render-only`` rebuilds the page from autotask.csv without fitting. The
+page's hand-written reading (between ``<!-- reading -->`` and
+``<!-- /reading -->``) is kept across re-runs.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import statistics
 import time
 import warnings
@@ -81,14 +86,14 @@ AUTOTASK_ARMS = {
     "autotask_unmasked": {"attention": "full"},
     "autotask_sum": {"fusion": "sum"},
     "autotask_paper": {"block_embed_dim": "paper", "attention_window": None},
-    "autotask_td0": {"task_dropout": 0.0},
+    "autotask_td01": {"task_dropout": 0.1},
 }
 # --arms takes these group names (or "all").
 GROUPS = {
     "encodings": ("autotask_none", "autotask_number", "autotask_onehot"),
     "baseline": ("dnn",),
     "ablations": ("autotask_unmasked", "autotask_sum", "autotask_paper"),
-    "task_dropout": ("autotask_td0",),
+    "task_dropout": ("autotask_td01",),
     "protocol": ("protocol",),
     "protocol_small": ("protocol_small",),
 }
@@ -99,13 +104,13 @@ LABELLED_FRACTION = 0.25
 
 DESCRIPTIONS = {
     "autotask_onehot": "AutoTask, defaults (task one-hot, causal, concat, "
-    "e2 = min(d e1, 64), task_dropout 0.1)",
+    "e2 = min(d e1, 64), n_heads 1, task_dropout 0)",
     "autotask_none": "task_encoding='none'",
     "autotask_number": "task_encoding='number'",
     "autotask_unmasked": "attention='full' (no causal mask)",
     "autotask_sum": "fusion='sum' (e2 = d e1)",
     "autotask_paper": "block_embed_dim='paper', attention_window=None (e2 = d e1)",
-    "autotask_td0": "task_dropout=0 (the paper)",
+    "autotask_td01": "task_dropout=0.1 (the default before this run)",
     "dnn_general": "multi-task DNN, general branch",
     "dnn_task": "multi-task DNN, task branches",
     "autotask_onehot_calibrated": "AutoTask defaults, Platt per task",
@@ -496,7 +501,7 @@ PAIRS = (
     ),
     ("autotask_sum", "autotask_paper", "Table 4: sum - concat, both e2 = d e1"),
     ("autotask_sum", "autotask_onehot", "Table 4: sum - default"),
-    ("autotask_td0", "autotask_onehot", "Table 5: task_dropout 0 - 0.1"),
+    ("autotask_onehot", "autotask_td01", "Table 5: task_dropout 0 - 0.1"),
     (
         "autotask_distil_ft",
         "autotask_onehot",
@@ -506,6 +511,16 @@ PAIRS = (
         "autotask_distil_ft",
         "autotask_labels_short",
         "Table 6: distil + fine-tune - the fine-tune epochs ({f}) alone",
+    ),
+    (
+        "autotask_distilled",
+        "autotask_onehot",
+        "Table 6: distilled only ({d} epochs) - labels alone ({e})",
+    ),
+    (
+        "autotask_distil_ft",
+        "autotask_distilled",
+        "Table 6: what the {f} fine-tune epochs add",
     ),
     ("autotask_distil_ft", "teacher_hgb", "Table 6: student - teacher"),
     (
@@ -517,6 +532,21 @@ PAIRS = (
         "autotask_small_distil_ft",
         "autotask_small_labels_long",
         "Table 7: distil + fine-tune - labelled part alone, {l} epochs",
+    ),
+    (
+        "autotask_small_distilled",
+        "autotask_small_labels",
+        "Table 7: distilled only ({d} epochs) - labelled part alone, {e} epochs",
+    ),
+    (
+        "autotask_small_distil_ft",
+        "autotask_small_distilled",
+        "Table 7: what the {f} fine-tune epochs add",
+    ),
+    (
+        "autotask_small_distilled",
+        "autotask_onehot",
+        "Table 7 vs 6: distilled only, {p}% labelled - all labels, {e} epochs",
     ),
     ("autotask_small_distil_ft", "teacher_hgb_small", "Table 7: student - teacher"),
 )
@@ -541,7 +571,7 @@ READING_START = "<!-- reading -->"
 READING_END = "<!-- /reading -->"
 
 
-def latency_section(serve: dict, command: str, load: str) -> str:
+def latency_section(serve: dict, command: str, load: str, during_run=False) -> str:
     return (
         f"{LATENCY_HEADING} (one CPU thread)\n\n"
         "The seed-0 AutoTask model (task_encoding='onehot', fit on seed 0's "
@@ -572,7 +602,8 @@ def latency_section(serve: dict, command: str, load: str) -> str:
         f"{serve['batch_rows_per_s']:,.0f} rows/s |\n"
         f"| raw module, same batches | "
         f"{serve['module_batch_rows_per_s']:,.0f} rows/s |\n\n"
-        f"Measured by `{command}` (load average {load} when it was measured).\n"
+        f"Measured by `{command}`{' during the run' if during_run else ''} "
+        f"(load average {load} when it was measured).\n"
     )
 
 
@@ -604,81 +635,12 @@ def command_line(args) -> str:
     return command
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--verbose", type=int, default=0)
-    parser.add_argument(
-        "--arms",
-        default="all",
-        help="comma list of arm groups: all (default), "
-        + ", ".join(GROUPS)
-        + " (autotask_onehot, every table's reference, always runs)",
-    )
-    parser.add_argument(
-        "--latency-only",
-        action="store_true",
-        help="fit the seed-0 model and redo only the latency section",
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    arms = selected(args.arms)
-    page_path = RESULTS / "autotask.md"
-    if args.latency_only:
-        data, X_fit, _, y_fit, _ = split(0)
-        model = AutoTaskClassifier(
-            task_column="occupation", max_epochs=args.epochs, verbose=0, random_state=0
-        ).fit(X_fit, y_fit)
-        load = load_average()
-        serve = latency(model, data)
-        command = (
-            f"python benchmarks/autotask_tables.py --latency-only --epochs "
-            f"{args.epochs} --threads {args.threads}"
-        )
-        section = latency_section(serve, command, load)
-        page = page_path.read_text()
-        head = page.split(LATENCY_HEADING)[0]
-        page_path.write_text(head + section)
-        pd.DataFrame([serve]).to_csv(RESULTS / "autotask_latency.csv", index=False)
-        print(section)
-        return
-
-    rows, first_model, first_data = [], None, None
-    load_start = load_average()
-    start = time.perf_counter()
-    for seed in range(args.seeds):
-        seed_rows, model, data = run_seed(seed, args.epochs, args.verbose, arms)
-        rows += seed_rows
-        if first_model is None:
-            first_model, first_data = model, data
-    total = time.perf_counter() - start
-    frame = pd.DataFrame(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(RESULTS / "autotask.csv", index=False)
-
-    load_latency = load_average()
-    serve = latency(first_model, first_data)
-    unseen = first_data.unseen_tasks
-    seen = [t for t in first_data.seen_tasks if t in set(frame.task)]
-    phases = schedule(args.epochs)
-    command = command_line(args)
+def render(frame, seen, unseen, phases, header, reading, latency_text) -> str:
+    """The page: the header paragraph, the summary and paired tables, the
+    kept reading, Tables 1-7 (those whose arms ran) and the latency section."""
     out = [
         "# AutoTask on the Adult multi-scenario data\n",
-        f"Made by `{command}` ({total / 60:.0f} min on "
-        f"{datetime.date.today().isoformat()}; "
-        f"{platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{args.threads} thread(s); load average {load_start} (1 / 5 / 15 min) "
-        "at the start). Per-task figures on the test split: "
-        f"mean ± standard deviation over {args.seeds} seeds (each seed draws "
-        "its own split and initialization), in percent. Tasks whose test "
-        "rows have one class are left out. Every model trains on the seed's "
-        f"fit split (80% of the training rows) for {args.epochs} epochs unless "
-        "its row says otherwise; AutoTask at the library's defaults unless "
-        "its row says otherwise. Per-row scores and fit times are in "
-        "`autotask.csv`.\n",
+        header,
         "## Every arm: means over the seen and the unseen tasks\n",
         "ROC AUC and PR AUC, mean ± sd over seeds of the per-seed mean over "
         "the tasks; fit time in seconds on one thread of a shared machine "
@@ -691,7 +653,6 @@ def main() -> None:
         "higher. A difference whose sd is as large as its mean is noise.\n",
         paired_table(frame, seen, unseen, phases) + "\n",
     ]
-    reading = kept_reading(page_path)
     if reading:
         out.append(reading)
     for metric, name in (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC")):
@@ -738,8 +699,8 @@ def main() -> None:
         ),
         (
             "Table 5",
-            "task_dropout 0.1 (default) vs 0 (the paper)",
-            ["autotask_onehot", "autotask_td0"],
+            "task_dropout 0 (the default and the paper) vs 0.1",
+            ["autotask_onehot", "autotask_td01"],
         ),
         (
             "Table 6",
@@ -783,10 +744,112 @@ def main() -> None:
                     f"## {number} ({name}): {title}",
                 )
             )
-    out.append(latency_section(serve, command + " (during the run)", load_latency))
-    page_path.write_text("\n".join(out))
+    out.append(latency_text)
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument(
+        "--arms",
+        default="all",
+        help="comma list of arm groups: all (default), "
+        + ", ".join(GROUPS)
+        + " (autotask_onehot, every table's reference, always runs)",
+    )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="fit the seed-0 model and redo only the latency section",
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="fit nothing: rebuild the page's tables from autotask.csv, keeping "
+        "its header paragraph, reading and latency section",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    arms = selected(args.arms)
+    page_path = RESULTS / "autotask.md"
+    if args.latency_only:
+        data, X_fit, _, y_fit, _ = split(0)
+        model = AutoTaskClassifier(
+            task_column="occupation", max_epochs=args.epochs, verbose=0, random_state=0
+        ).fit(X_fit, y_fit)
+        load = load_average()
+        serve = latency(model, data)
+        command = (
+            f"python benchmarks/autotask_tables.py --latency-only --epochs "
+            f"{args.epochs} --threads {args.threads}"
+        )
+        section = latency_section(serve, command, load)
+        page = page_path.read_text()
+        head = page.split(LATENCY_HEADING)[0]
+        page_path.write_text(head + section)
+        pd.DataFrame([serve]).to_csv(RESULTS / "autotask_latency.csv", index=False)
+        print(section)
+        return
+
+    reading = kept_reading(page_path)
+    if args.render_only:
+        page = page_path.read_text()
+        header = page.split("\n\n")[1] + "\n"
+        epochs = re.search(r"--epochs (\d+)", header)
+        phases = schedule(int(epochs.group(1)) if epochs else args.epochs)
+        latency_text = LATENCY_HEADING + page.split(LATENCY_HEADING)[1]
+        frame = pd.read_csv(RESULTS / "autotask.csv")
+        data = load_adult_scenarios(random_state=0)
+        unseen = data.unseen_tasks
+        seen = [t for t in data.seen_tasks if t in set(frame.task)]
+        page_path.write_text(
+            render(frame, seen, unseen, phases, header, reading, latency_text)
+        )
+        return
+
+    rows, first_model, first_data = [], None, None
+    load_start = load_average()
+    start = time.perf_counter()
+    for seed in range(args.seeds):
+        seed_rows, model, data = run_seed(seed, args.epochs, args.verbose, arms)
+        rows += seed_rows
+        if first_model is None:
+            first_model, first_data = model, data
+    total = time.perf_counter() - start
+    frame = pd.DataFrame(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(RESULTS / "autotask.csv", index=False)
+
+    load_latency = load_average()
+    serve = latency(first_model, first_data)
+    unseen = first_data.unseen_tasks
+    seen = [t for t in first_data.seen_tasks if t in set(frame.task)]
+    phases = schedule(args.epochs)
+    command = command_line(args)
+    header = (
+        f"Made by `{command}` ({total / 60:.0f} min on "
+        f"{datetime.date.today().isoformat()}; "
+        f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} thread(s); load average {load_start} (1 / 5 / 15 min) "
+        "at the start). Per-task figures on the test split: "
+        f"mean ± standard deviation over {args.seeds} seeds (each seed draws "
+        "its own split and initialization), in percent. Tasks whose test "
+        "rows have one class are left out. Every model trains on the seed's "
+        f"fit split (80% of the training rows) for {args.epochs} epochs unless "
+        "its row says otherwise; AutoTask at the library's defaults unless "
+        "its row says otherwise. Per-row scores and fit times are in "
+        "`autotask.csv`.\n"
+    )
+    latency_text = latency_section(serve, command, load_latency, during_run=True)
+    page = render(frame, seen, unseen, phases, header, reading, latency_text)
+    page_path.write_text(page)
     pd.DataFrame([serve]).to_csv(RESULTS / "autotask_latency.csv", index=False)
-    print("\n".join(out))
+    print(page)
 
 
 if __name__ == "__main__":
