@@ -2,6 +2,7 @@
 tokenizer fitted at fit, the text tokens of facet 1, and that single-row
 inference, pickling, checkpoints, warm start and export cover them."""
 
+import json
 import os
 import pickle
 import subprocess
@@ -213,8 +214,11 @@ def test_padding_is_inert_in_facet_1():
     tokens = net.feature_tokens(net.tokens(features, task), task, text)
     assert (tokens[:, 3:][text == 0] == 0).all()  # zero at the padding
     with torch.no_grad():  # padding slots' position embeddings change
-        net.text_position_embed_1[[2, 3, 7]] += 5.0
+        net.text_position_embed_1[[2, 3, 7]] += 5.0 * torch.randn(3, 4)
     torch.testing.assert_close(net(features, task, text)[0][0], before[0])
+    with torch.no_grad():  # the same change at a word's slot is seen
+        net.text_position_embed_1[[0]] += 5.0 * torch.randn(1, 4)
+    assert not torch.allclose(net(features, task, text)[0][0], before[0])
 
 
 def test_unknown_words_are_the_unknown_token(fitted):
@@ -413,7 +417,7 @@ def test_onnx_graph_takes_the_text_ids_and_matches_predict_proba(tmp_path):
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert meta["mtlestimators.text_columns"] == '["review", "title"]'
     assert meta["mtlestimators.max_text_tokens"] == "8"
-    assert meta["mtlestimators.text_tokenizer"] == model.text_tokenizer_
+    assert json.loads(meta["mtlestimators.text_tokenizer"]) == model.text_tokenizer_
 
 
 # ------------------------------------------------------------ bad input
@@ -447,3 +451,28 @@ def test_fit_without_tokenizers_says_how_to_install_it(monkeypatch):
     with pytest.raises(ImportError, match=r'pip install "mtlestimators\[text\]"'):
         model.fit(X, y)
     assert not hasattr(model, "net_")
+
+
+# ------------------------------------------- settings that the fit fixes
+def test_changed_text_columns_are_refused_at_predict_and_warm_start():
+    X, y = review_data(n=200)
+    X["title"] = X["review"].str.split().str[0]
+    quick = {**FAST, "max_epochs": 1}
+    model = AutoTaskClassifier(text_columns=["review", "title"], **quick).fit(X, y)
+    assert model.text_columns_ == ["review", "title"]
+    expected = model.predict_proba(X[:5])
+    model.set_params(text_columns=["title", "review"])
+    with pytest.raises(ValueError, match="fitted with text_columns=.'review', 'title'"):
+        model.predict_proba(X[:5])
+    model.set_params(warm_start=True)
+    with pytest.raises(ValueError, match="warm_start=True continues"):
+        model.fit(X, y)
+    # the refused fit left the model as it was
+    model.set_params(text_columns=["review", "title"])
+    np.testing.assert_array_equal(model.predict_proba(X[:5]), expected)
+
+
+def test_full_attention_is_refused_with_text():
+    X, y = review_data(n=100)
+    with pytest.raises(ValueError, match="attention='causal'"):
+        AutoTaskClassifier(text_columns=["review"], attention="full", **FAST).fit(X, y)

@@ -3,6 +3,7 @@ of facet 2 (``block_embed_dim``), and the paper's discussion ablations
 (``attention="full"``, ``fusion="sum"``)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -177,3 +178,82 @@ def test_onnx_export_of_windowed_attention_matches_predict_proba(tmp_path):
     inputs = prepare_inputs(model, X[:37])
     (got,) = session.run(None, inputs)
     np.testing.assert_allclose(got, model.predict_proba(X[:37]), atol=1e-5)
+
+
+def test_auto_width_is_divisible_by_the_heads():
+    X, y = _wide(n=64, d=20)
+    model = AutoTaskClassifier(
+        n_heads=3, feature_embed_dim=6, max_epochs=1, verbose=0, random_state=0
+    ).fit(X, y)
+    assert _e2(model) == 63  # the cap 64, down to a multiple of 3
+
+
+def test_block_embed_dim_none_is_the_old_spelling_of_paper():
+    X, y = _wide(n=64, d=10)
+    with pytest.warns(FutureWarning, match="block_embed_dim='paper'"):
+        model = AutoTaskClassifier(
+            block_embed_dim=None, max_epochs=1, verbose=0, random_state=0
+        ).fit(X, y)
+    assert _e2(model) == 11 * 8
+
+
+def test_a_model_pickled_before_the_new_settings_still_predicts():
+    X, y = _wide(n=100, d=6)
+    model = AutoTaskClassifier(max_epochs=1, verbose=0, random_state=0).fit(X, y)
+    expected = model.predict_proba(X[:10])
+    # what an older pickle lacks: the new parameters and module settings
+    for name in ("text_columns", "attention", "attention_window", "fusion"):
+        vars(model).pop(name)
+    net = model.net_.module_
+    del net.fusion
+    for block in (*net.facet_1.blocks, *net.facet_2.blocks):
+        del block.attn.causal, block.attn.window
+    np.testing.assert_allclose(model.predict_proba(X[:10]), expected)
+    del net.n_tasks  # trained on raw task codes
+    assert model.predict_proba(X[:10]).shape == (10, 2)
+
+
+def test_predict_shortcut_gives_validate_datas_errors_and_warnings():
+    X, y = _wide(n=80, d=4)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d", "task"])
+    quick = dict(max_epochs=1, verbose=0, random_state=0)
+    on_frame = AutoTaskClassifier(task_column="task", **quick).fit(frame, y)
+    on_array = AutoTaskClassifier(**quick).fit(X, y)
+    before = {k: v for k, v in vars(on_frame).items() if k != "net_"}
+    on_frame.predict_proba(frame[:3])
+    assert {k: v for k, v in vars(on_frame).items() if k != "net_"}.keys() == (
+        before.keys()
+    )
+    with pytest.raises(ValueError, match="feature names"):
+        on_frame.predict_proba(frame[["b", "a", "c", "d", "task"]][:3])
+    with pytest.raises(ValueError):
+        on_frame.predict_proba(frame.drop(columns="d")[:3])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        on_frame.predict_proba(X[:3])
+    with pytest.warns(UserWarning, match="has feature names"):
+        on_array.predict_proba(frame[:3])
+    with pytest.raises(ValueError, match="5 features"):
+        on_array.predict_proba(X[:3, :4])
+    with pytest.raises(ValueError):
+        on_array.predict_proba(X[0])  # 1-D
+    with pytest.raises(ValueError):
+        on_array.predict_proba(X[:0])  # no rows
+    missing = frame[:3].astype(object)
+    missing.iloc[0, 1] = pd.NA
+    with pytest.raises(ValueError, match="NaN"):
+        on_frame.predict_proba(missing)
+
+
+def test_adam_runs_fused_unless_told_otherwise():
+    X, y = _wide(n=64, d=4)
+    quick = dict(max_epochs=1, verbose=0, random_state=0)
+
+    def group(**params):
+        model = AutoTaskClassifier(**quick, **params).fit(X, y)
+        return model.net_.optimizer_.param_groups[0]
+
+    assert group()["fused"] is True
+    assert group(optimizer="adamw")["fused"] is True
+    assert not group(optimizer__foreach=True)["fused"]
+    assert not group(optimizer__fused=False)["fused"]
+    assert not group(optimizer="sgd").get("fused")  # SGD keeps its default

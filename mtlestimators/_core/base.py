@@ -452,7 +452,12 @@ class NetEstimatorBase(BaseEstimator):
             accelerator is None
             and resolve_optimizer(self.optimizer)
             in (torch.optim.Adam, torch.optim.AdamW)
-            and not {"optimizer__fused", "optimizer__foreach"} & set(kwargs)
+            and not {
+                "optimizer__fused",
+                "optimizer__foreach",
+                "optimizer__differentiable",  # which the fused kernel refuses
+            }
+            & set(kwargs)
         ):
             # The fused Adam kernel (CPU and CUDA) updates every parameter in
             # one pass instead of a dozen small ops per tensor: a model with

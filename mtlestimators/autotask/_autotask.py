@@ -11,6 +11,8 @@ layer gives the logit.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -73,6 +75,10 @@ class CausalSelfAttention(nn.Module):
     grows with the square of the sequence length; the block's residual
     dropout regularizes instead.
     """
+
+    # A module pickled before these settings existed: plain causal attention.
+    causal = True
+    window = None
 
     def __init__(self, dim: int, n_heads: int, causal: bool = True, window=None):
         super().__init__()
@@ -317,7 +323,9 @@ class AutoTaskModule(nn.Module):
         ``task_encoding="none"``."""
         if not self.uses_task_number:
             return features
-        number = task.to(features.dtype) / max(self.n_tasks, 1)
+        # a module pickled before the scaling existed has no n_tasks: raw codes
+        n_tasks = getattr(self, "n_tasks", 1)
+        number = task.to(features.dtype) / max(n_tasks, 1)
         return torch.cat([features, number.unsqueeze(1)], dim=1)
 
     def feature_tokens(
@@ -402,7 +410,8 @@ class AutoTaskModule(nn.Module):
             dropped = torch.rand(task.shape, device=task.device) < self.task_dropout
             task = task.masked_fill(dropped, UNSEEN_TASK)
         t1, t2 = self.facets(features, task, text=text)
-        fused = t1 + t2 if self.fusion == "sum" else torch.cat([t1, t2], dim=1)
+        sum_fusion = getattr(self, "fusion", "concat") == "sum"  # older pickles
+        fused = t1 + t2 if sum_fusion else torch.cat([t1, t2], dim=1)
         out = self.head(self.drop(fused))
         return (out.squeeze(-1) if out.shape[-1] == 1 else out,)
 
@@ -450,7 +459,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         How the task enters the model (the paper's Table 3 ablation):
         "onehot" = task number as the last feature plus its one-hot encoding
         in every token of both facets; "number" = task number only;
-        "none" = the task column is dropped.
+        "none" = the task column is dropped. The task number enters scaled
+        to code / N (in [0, 1]; the paper gives the raw id), so that it stays
+        on the z-scored features' scale whatever the number of tasks.
     feature_embed_dim : int, default=8
         e1, the token embedding size of facet 1 (T1 has d * e1 values). With
         L text tokens T1 has (d + L) * e1 values, and "d * e1" below
@@ -460,6 +471,7 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         (facet 2's weights then grow as d**2). "auto": d * e1 up to 64, and
         64 for wider data, so that cost and memory grow linearly in d; with
         ``fusion="sum"``, "auto" is "paper".
+        None is the old spelling of "paper" (a FutureWarning).
     block_size : int, default=8
         t, rows per block of mixed tasks in facet 2 during training.
     n_layers : int, default=1
@@ -484,9 +496,9 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     attention_window : int or None, default=128
         Facet 1: each feature token attends to itself and the
         ``attention_window - 1`` tokens before it, so the cost grows linearly
-        in d. Data with up to ``attention_window`` tokens (features plus the
-        task number) get the paper's attention over all earlier tokens; None
-        gives it at every width (cost quadratic in d).
+        in d. Data with up to ``attention_window`` tokens (the features, the
+        task number and any text tokens) get the paper's attention over all
+        earlier tokens; None gives it at every width (cost quadratic in d).
     fusion : {"concat", "sum"}, default="concat"
         How T1 and T2 are fused before the linear head: concatenated (the
         paper) or summed (the paper's ablation; needs e2 = d * e1).
@@ -533,6 +545,16 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     (1, 2)
     """
 
+    # What an estimator pickled before these parameters existed was fitted
+    # with (its module has no text input, no window, concatenation).
+    text_columns = None
+    max_text_tokens = 32
+    text_vocab_size = 20000
+    text_min_frequency = 2
+    attention = "causal"
+    attention_window = None
+    fusion = "concat"
+
     _parameter_constraints = {
         "text_columns": [
             None,
@@ -543,7 +565,7 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         "text_min_frequency": [Integer(1)],
         "task_encoding": [Options(TASK_ENCODINGS)],
         "feature_embed_dim": [Integer(1)],
-        "block_embed_dim": [Integer(1), Options(("auto", "paper"))],
+        "block_embed_dim": [Integer(1), Options(("auto", "paper")), None],
         "block_size": [Integer(1)],
         "n_layers": [Integer(1)],
         "n_heads": [Integer(1)],
@@ -630,13 +652,30 @@ class AutoTaskClassifier(ScenarioClassifierBase):
                 "AutoTaskClassifier needs at least 1 feature(s) besides the "
                 "task column."
             )
+        if n_text_tokens and self.attention == "full":
+            raise ValueError(
+                "attention='full' lets every token attend to the text columns' "
+                "padding, so a row's score would depend on how short its texts "
+                "are; text_columns needs attention='causal' (the default), "
+                "under which padding is attended by no token."
+            )
         n1 = d + n_text_tokens  # facet 1's tokens
         e1 = int(self.feature_embed_dim)
         e2 = self.block_embed_dim
+        if e2 is None:
+            warnings.warn(
+                "block_embed_dim=None (e2 = d * e1) is now spelled "
+                "block_embed_dim='paper'; None will be refused in a future "
+                "version. The default is 'auto' (d * e1 up to 64).",
+                FutureWarning,
+                stacklevel=4,
+            )
+            e2 = "paper"
         if e2 == "paper" or (e2 == "auto" and self.fusion == "sum"):
             e2 = n1 * e1
         elif e2 == "auto":
-            e2 = min(n1 * e1, AUTO_BLOCK_EMBED_DIM)
+            cap = AUTO_BLOCK_EMBED_DIM - AUTO_BLOCK_EMBED_DIM % self.n_heads
+            e2 = min(n1 * e1, max(cap, self.n_heads))
         for name, dim in (("feature_embed_dim", e1), ("block_embed_dim", e2)):
             if dim % self.n_heads:
                 raise ValueError(
@@ -748,8 +787,11 @@ class AutoTaskClassifier(ScenarioClassifierBase):
             # A refit without text drops the tokenizer of an earlier fit (a
             # failed fit puts it back with the other fitted attributes).
             vars(self).pop("text_tokenizer_", None)
+            vars(self).pop("text_columns_", None)
             return {}, {}, {}
         _text.require_tokenizers()
+        if resume and hasattr(self, "text_tokenizer_"):
+            self._check_text_columns_unchanged("warm_start=True continues")
         columns = self._column_texts(X)
         if resume and hasattr(self, "text_tokenizer_"):
             # The trained token embeddings belong to the first fit's ids.
@@ -765,7 +807,29 @@ class AutoTaskClassifier(ScenarioClassifierBase):
             "text_vocab_size": _text.vocabulary_size(tokenizer),
             "n_text_tokens": ids.shape[1],
         }
-        return {"text": ids}, spec, {"text_tokenizer_": tokenizer}
+        fitted = {
+            "text_tokenizer_": tokenizer,
+            "text_columns_": list(self.text_columns),
+        }
+        return {"text": ids}, spec, fitted
+
+    def _check_text_columns_unchanged(self, what: str) -> None:
+        """Raise if ``text_columns`` differs from the fitted ``text_columns_``:
+        the token embeddings and positions belong to the fitted columns."""
+        fitted = getattr(self, "text_columns_", None)
+        current = None if self.text_columns is None else list(self.text_columns)
+        if current != fitted:
+            raise ValueError(
+                f"text_columns={self.text_columns!r}, but the model was fitted "
+                f"with text_columns={fitted!r}; {what} with the fitted "
+                "columns, so set text_columns back, or refit with "
+                "warm_start=False."
+            )
+
+    def _unscaled_predict_inputs(self, X) -> dict:
+        if "net_" in vars(self):
+            self._check_text_columns_unchanged("prediction reads the text")
+        return super()._unscaled_predict_inputs(X)
 
     def _text_inputs(self, X):
         if self.text_columns is None:

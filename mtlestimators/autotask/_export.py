@@ -101,15 +101,17 @@ class ScenarioExportAdapter(ClassifierExportAdapter):
         meta["mtlestimators.task_column"] = metadata_json(estimator.task_column)
         if _text_tokens(estimator):
             # what a server needs to make the text input: the columns, the
-            # ids per column and the tokenizer (its JSON, for
-            # tokenizers.Tokenizer.from_str)
+            # ids per column and the tokenizer (like every key, JSON: it
+            # decodes to the string that tokenizers.Tokenizer.from_str takes)
             meta["mtlestimators.text_columns"] = metadata_json(
-                list(estimator.text_columns)
+                list(estimator.text_columns_)
             )
             meta["mtlestimators.max_text_tokens"] = metadata_json(
                 int(estimator.max_text_tokens)
             )
-            meta["mtlestimators.text_tokenizer"] = estimator.text_tokenizer_
+            meta["mtlestimators.text_tokenizer"] = metadata_json(
+                estimator.text_tokenizer_
+            )
         meta.update(_served_output(estimator)[1])
         return meta
 

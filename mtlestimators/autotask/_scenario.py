@@ -456,7 +456,10 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
                 return None
             if X.columns.tolist() != names.tolist():
                 return None
-            return X.to_numpy(dtype=object)  # sparse columns come out dense
+            # Sparse columns come out dense (fit refuses an all-sparse frame;
+            # asking pandas for the dtypes here would cost more than the
+            # whole fast path).
+            return X.to_numpy(dtype=object)
         if (
             names is None
             and type(X) is np.ndarray
