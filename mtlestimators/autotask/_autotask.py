@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.validation import _num_samples
 from torch import nn
+from torch.nn.attention.bias import causal_lower_right
 
 from .._core.params import InstanceOf, Integer, Options, Real
 from . import _text
@@ -28,7 +29,7 @@ TASK_ENCODINGS = ("onehot", "number", "none")
 # MLP has about 12 * e2**2 weights, so the paper's e2 = d * e1 grows as d**2.
 AUTO_BLOCK_EMBED_DIM = 64
 # attention_window's default: facet 1 is the paper's full causal attention up
-# to this many feature tokens, and a sliding window beyond.
+# to twice this many tokens, and chunked causal attention beyond.
 DEFAULT_ATTENTION_WINDOW = 128
 
 
@@ -36,38 +37,30 @@ ATTENTIONS = ("causal", "full")
 FUSIONS = ("concat", "sum")
 
 
-def _window_mask(length: int, window: int, causal: bool, device) -> torch.Tensor:
-    """Which keys each query of a chunked sequence may see: (n_chunks,
-    window, n_context * window) booleans for chunks of ``window`` positions
-    whose keys are the previous chunk and the chunk itself (and the next one
-    when not causal). A query at position p sees the keys at positions q with
-    0 <= q < length and p - window < q <= p (causal), |p - q| < window (full).
-    """
-    n_chunks = -(-length // window)
-    offsets = (-1, 0) if causal else (-1, 0, 1)
-    chunk = torch.arange(n_chunks, device=device).view(-1, 1, 1)
-    query = chunk * window + torch.arange(window, device=device).view(1, -1, 1)
-    key = torch.cat(
-        [
-            (chunk + o) * window + torch.arange(window, device=device).view(1, 1, -1)
-            for o in offsets
-        ],
-        dim=2,
-    )
-    seen = (key >= 0) & (key < length) & (query - key < window)
-    return seen & ((key <= query) if causal else (key - query < window))
+def _lower_right_causal(n_queries: int, n_keys: int, device):
+    """The causal mask of ``n_queries`` queries that are the last of
+    ``n_keys`` keys: query i sees keys j <= i + n_keys - n_queries.
+
+    torch's ``causal_lower_right`` bias runs on the fused kernels without a
+    mask in memory; the exporters get the same mask as booleans."""
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        query = torch.arange(n_queries, device=device).view(-1, 1)
+        key = torch.arange(n_keys, device=device).view(1, -1)
+        return key <= query + (n_keys - n_queries)
+    return causal_lower_right(n_queries, n_keys)
 
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position i attends to positions <= i
     (``causal=True``; all positions otherwise).
 
-    ``window`` limits each position to itself and the ``window - 1``
-    positions before it (and after it when not causal): the sequence is cut
-    into chunks of ``window`` positions and each chunk attends to itself and
-    its neighbouring chunk(s), so time and memory grow linearly with the
-    sequence length. ``window=None`` or a sequence no longer than ``window``
-    is plain attention over the whole sequence.
+    With ``window`` = c and a causal sequence longer than 2c positions, the
+    sequence is cut into chunks of c positions, and a position attends to
+    the positions before it in its chunk and to the whole previous chunk
+    (c + 1 to 2c positions, itself included), so time and memory grow
+    linearly with the sequence length. ``window=None``, a sequence of up to
+    2c positions (where that is every earlier position) and attention
+    without a mask (``causal=False``) attend over the whole sequence.
 
     Attention runs through :func:`torch.nn.functional.scaled_dot_product_attention`
     (a fused kernel where the device has one). There is no dropout on the
@@ -96,41 +89,40 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(D, dim=2)
         shape = (B, T, self.n_heads, D // self.n_heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
-        if self.window is None or T <= self.window:
+        if not self.causal or self.window is None or T <= 2 * self.window:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         else:
-            y = self._windowed(q, k, v, T)
+            y = self._chunked(q, k, v, T)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
-    def _windowed(self, q, k, v, T):
-        """Attention within ``window`` positions, chunk by chunk: (B, H, T, hd)."""
-        w = self.window
-        n = -(-T // w)
-        pad = n * w - T  # padding at the end: no real query attends to it
-
-        def chunks(t):  # (B, H, T, hd) -> (B, H, n, w, hd)
-            t = F.pad(t, (0, 0, 0, pad))
-            return t.view(*t.shape[:2], n, w, t.shape[-1])
-
-        def context(t):  # keys of chunk c: chunks c - 1, c (and c + 1)
-            c = chunks(t)
-            padded = F.pad(c, (0, 0, 0, 0, 1, 0 if self.causal else 1))
-            parts = [padded[:, :, :n], c]
-            if not self.causal:
-                parts.append(padded[:, :, 2:])
-            return torch.cat(parts, dim=3)
-
+    def _chunked(self, q, k, v, T):
+        """Causal attention chunk by chunk (see the class): (B, H, T, hd)."""
+        c = self.window
+        n = -(-T // c)
         B, H, _, hd = q.shape
-        # 4-D inputs (B, H * n, w, hd), as every SDPA kernel and the ONNX
-        # exporter take them; the mask is the same for every head.
-        mask = _window_mask(T, w, self.causal, q.device).repeat(H, 1, 1)
-        y = F.scaled_dot_product_attention(
-            chunks(q).reshape(B, H * n, w, hd),
-            context(k).reshape(B, H * n, -1, hd),
-            context(v).reshape(B, H * n, -1, hd),
-            attn_mask=mask,
+
+        def chunks(t):  # (B, H, T, hd) -> (B, H, n, c, hd); padding at the
+            # end, which no real position attends to (they are all later)
+            return F.pad(t, (0, 0, 0, n * c - T)).reshape(B, H, n, c, hd)
+
+        qc, kc, vc = chunks(q), chunks(k), chunks(v)
+        first = F.scaled_dot_product_attention(
+            qc[:, :, 0], kc[:, :, 0], vc[:, :, 0], is_causal=True
         )
-        return y.reshape(B, H, n * w, hd)[:, :, :T]
+
+        def context(t):  # the keys of chunks 1..n-1: previous chunk, own chunk
+            return torch.cat([t[:, :, :-1], t[:, :, 1:]], dim=3).reshape(
+                B, H * (n - 1), 2 * c, hd
+            )
+
+        rest = F.scaled_dot_product_attention(
+            qc[:, :, 1:].reshape(B, H * (n - 1), c, hd),
+            context(kc),
+            context(vc),
+            attn_mask=_lower_right_causal(c, 2 * c, q.device),
+        )
+        y = torch.cat([first, rest.reshape(B, H, (n - 1) * c, hd)], dim=2)
+        return y[:, :, :T]
 
 
 class GPTBlock(nn.Module):
@@ -209,8 +201,10 @@ class AutoTaskModule(nn.Module):
         Causal (auto-regressive) attention in both facets, as in the paper,
         or attention without a mask (the paper's discussion ablation).
     attention_window : int or None
-        Facet 1: each token attends to itself and the ``attention_window - 1``
-        tokens before it (linear cost in d); None: to every earlier token.
+        Facet 1 with causal attention and more than 2 * ``attention_window``
+        tokens: chunks of ``attention_window`` tokens, each token attending to
+        the earlier tokens of its chunk and to the previous chunk (linear cost
+        in d); None: to every earlier token.
     fusion : {"concat", "sum"}
         T1 and T2 concatenated before the head (the paper), or summed (the
         paper's ablation; needs e2 = d * e1).
@@ -494,11 +488,14 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         "full" is attention without a mask (the paper's ablation: facet 2
         then lets a training row see later rows of its block).
     attention_window : int or None, default=128
-        Facet 1: each feature token attends to itself and the
-        ``attention_window - 1`` tokens before it, so the cost grows linearly
-        in d. Data with up to ``attention_window`` tokens (the features, the
-        task number and any text tokens) get the paper's attention over all
-        earlier tokens; None gives it at every width (cost quadratic in d).
+        Data with up to 2 * ``attention_window`` tokens in facet 1 (the
+        features, the task number and any text tokens) get the paper's
+        attention over all earlier tokens. Wider data are cut into chunks of
+        ``attention_window`` tokens, and a token attends to the earlier tokens
+        of its chunk and to the whole previous chunk (129 to 256 tokens at
+        the default), so the cost grows linearly in d. None gives the paper's
+        attention at every width (time quadratic in d). Attention without a
+        mask (``attention="full"``) is never chunked.
     fusion : {"concat", "sum"}, default="concat"
         How T1 and T2 are fused before the linear head: concatenated (the
         paper) or summed (the paper's ablation; needs e2 = d * e1).
