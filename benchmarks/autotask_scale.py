@@ -8,8 +8,9 @@ Four sections, each printing a table and adding rows to the CSV:
   (``block_embed_dim="paper", attention_window=None``), run only where its
   training state fits ``--memory-budget-gb``, otherwise counted on the meta
   device and reported as not run; ``attention_window=None`` at the auto
-  width (the window's effect). Each fit runs in a fresh subprocess, which
-  reports fit time, epoch time per row, the peak resident set the fit adds
+  width (the window's effect). Each fit runs in a fresh subprocess, every
+  (d, arm) once per round over ``--repeats`` rounds (3), which reports fit
+  wall and CPU time, epoch time per row, the peak resident set the fit adds
   (``/proc/self/status`` VmHWM after resetting the mark), the parameter
   count and one-row ``predict_proba`` latency; a fit past ``--timeout``
   seconds is killed and recorded as timed out.
@@ -20,7 +21,8 @@ Four sections, each printing a table and adding rows to the CSV:
   grouped by part of the model (forward and backward), optimizer and data
   loading, and the top operators by self CPU time.
 - ``tasks``: synthetic data at d = 64 with N = 10, 100 and 1,000 task ids
-  (4,096 rows), one fresh subprocess per N: fit time, memory, parameters
+  (4,096 rows), one fresh subprocess per fit, the task counts interleaved
+  over ``--repeats`` rounds: fit time, memory, parameters
   and the task embedding tables' share, one-row latency.
 - ``serving``: the Adult AutoTask model: one-row ``predict_proba`` of a
   DataFrame row and of a numpy row against the module's forward on the same
@@ -29,7 +31,11 @@ Four sections, each printing a table and adding rows to the CSV:
   difference from ``predict_proba`` over the test rows.
 
     OMP_NUM_THREADS=1 python benchmarks/autotask_scale.py \
-        [--sections width,throughput,tasks,serving] [--quick] [--threads 1]
+        [--sections width,throughput,tasks,serving] [--quick] [--threads 1] \
+        [--repeats 3] [--timeout 300] [--memory-budget-gb 6] [--out-dir DIR]
+
+A full run takes about 9 minutes on 2 shared cores with 1 thread; ``--quick``
+about 1.5 minutes.
 
 Writes ``docs/results/autotask_scale.csv``, ``autotask_scale.md`` and
 ``autotask_scale.png`` (with ``--quick``: into ``--out-dir``, by default a
@@ -262,15 +268,17 @@ def probe(spec):
     gc.collect()
     _reset_peak()
     before = _status_kib("VmRSS")
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     model = AutoTaskClassifier(**params).fit(X, y)
     fit_s = time.perf_counter() - start
+    fit_cpu_s = time.process_time() - start_cpu
     peak = _status_kib("VmHWM")
     n_params, tables, e2 = module_size(model.net_.module_)
     rows = [X[i : i + 1] for i in range(min(len(X), 50))]
     median, p90 = one_row_latency(model.predict_proba, rows, spec["calls"])
     out = {
         "fit_s": fit_s,
+        "fit_cpu_s": fit_cpu_s,
         "epoch_s": float(model.history_[-1]["dur"]),
         "peak_mib": (peak - before) / 1024,
         "baseline_mib": before / 1024,
@@ -319,12 +327,14 @@ def run_probe(spec, timeout, threads):
 
 
 def section_width(cfg, args, results):
-    """Cost at growing d for the three arms, one subprocess per fit."""
+    """Cost at growing d for the three arms: one subprocess per fit, every
+    (d, arm) once per round, ``cfg.repeats`` rounds."""
     print(
         f"\n== width: d features, {cfg.width_rows} rows, {cfg.width_tasks} "
-        "tasks, 1 epoch"
+        f"tasks, 1 epoch, {cfg.repeats} interleaved repeats"
     )
     budget = args.memory_budget_gb * 1e9
+    plan = []
     for d in cfg.widths:
         for arm, params in ARMS.items():
             if arm == "no_window" and d + 1 <= 128:
@@ -350,13 +360,18 @@ def section_width(cfg, args, results):
                 "threads": args.threads,
                 "calls": cfg.latency_calls,
             }
+            plan.append((d, arm, spec, []))
+    for r in range(cfg.repeats):
+        for d, arm, spec, outs in plan:
+            if outs and not outs[-1]["status"].startswith("ok"):
+                continue  # timed out or failed once: not tried again
             t0 = time.perf_counter()
             out = run_probe(spec, args.timeout or cfg.timeout, args.threads)
-            _record_probe(results, "width", arm, setting, out, cfg.width_rows)
+            outs.append(out)
             print(
-                f"  d={d:5d} {arm:10s} {out['status']:10s} "
+                f"  repeat {r} d={d:5d} {arm:10s} {out['status']:10s} "
                 + (
-                    f"fit {out['fit_s']:7.2f} s, "
+                    f"fit {out['fit_s']:7.2f} s (CPU {out['fit_cpu_s']:7.2f} s), "
                     f"{1e6 * out['epoch_s'] / cfg.width_rows:8.1f} us/row, peak "
                     f"+{out['peak_mib']:7.0f} MiB, {out['params']:,} params, "
                     f"1 row {out['latency_ms']:.2f} ms"
@@ -365,23 +380,36 @@ def section_width(cfg, args, results):
                 )
                 + f"  [{time.perf_counter() - t0:.0f} s]"
             )
+    for d, arm, _spec, outs in plan:
+        _record_probe(results, "width", arm, f"d={d}", outs, cfg.width_rows)
 
 
-def _record_probe(results, section, variant, setting, out, rows):
-    status = out["status"]
-    if not status.startswith("ok"):
-        results.add(section, variant, setting, "fit_s", None, status)
+def _record_probe(results, section, variant, setting, outs, rows):
+    """Rows of the CSV from one probe's dict or a list of repeated probes'
+    (median and range over those that finished)."""
+    outs = outs if isinstance(outs, list) else [outs]
+    done = [o for o in outs if o["status"].startswith("ok")]
+    if not done:
+        results.add(section, variant, setting, "fit_s", None, outs[0]["status"])
         return
-    results.add(section, variant, setting, "fit_s", out["fit_s"], status)
-    results.add(
-        section, variant, setting, "epoch_us_per_row", 1e6 * out["epoch_s"] / rows
-    )
-    results.add(section, variant, setting, "peak_mib", out["peak_mib"])
-    results.add(section, variant, setting, "baseline_mib", out["baseline_mib"])
-    results.add(section, variant, setting, "latency_ms", out["latency_ms"])
-    results.add(section, variant, setting, "latency_p90_ms", out["latency_p90_ms"])
-    results.add(section, variant, setting, "fitted_params", out["params"])
-    results.add(section, variant, setting, "table_params", out["tables"])
+    status = next((o["status"] for o in outs if o["status"] != "ok"), "ok")
+
+    def add(metric, values):
+        results.add(section, variant, setting, metric, list(values), status)
+
+    add("fit_s", (o["fit_s"] for o in done))
+    add("fit_cpu_s", (o["fit_cpu_s"] for o in done))
+    add("epoch_us_per_row", (1e6 * o["epoch_s"] / rows for o in done))
+    for metric, key in (
+        ("peak_mib", "peak_mib"),
+        ("baseline_mib", "baseline_mib"),
+        ("latency_ms", "latency_ms"),
+        ("latency_p90_ms", "latency_p90_ms"),
+        ("fitted_params", "params"),
+        ("table_params", "tables"),
+    ):
+        add(metric, (o[key] for o in done))
+    add("repeats", [len(done)])
 
 
 def growth_exponent(results, section, variant, metric, a, b, xa, xb):
@@ -667,31 +695,38 @@ def profile_epoch(b, results, state):
 
 
 def section_tasks(cfg, args, results):
-    """Cost at a fixed d with N task ids, one subprocess per N."""
-    print(f"\n== tasks: d={cfg.task_d}, {cfg.task_rows} rows over N tasks, 1 epoch")
-    for n_tasks in cfg.task_counts:
-        spec = {
-            "d": cfg.task_d,
-            "rows": cfg.task_rows,
-            "tasks": n_tasks,
-            "params": {},
-            "threads": args.threads,
-            "calls": cfg.latency_calls,
-        }
-        setting = f"N={n_tasks}"
-        t0 = time.perf_counter()
-        out = run_probe(spec, args.timeout or cfg.timeout, args.threads)
-        _record_probe(results, "tasks", "defaults", setting, out, cfg.task_rows)
-        if not out["status"].startswith("ok"):
-            print(f"  N={n_tasks:5d} {out['status']}")
-            continue
-        print(
-            f"  N={n_tasks:5d} fit {out['fit_s']:6.2f} s, "
-            f"{1e6 * out['epoch_s'] / cfg.task_rows:7.1f} us/row, peak "
-            f"+{out['peak_mib']:6.0f} MiB, {out['params']:,} params "
-            f"({100 * out['tables'] / out['params']:.1f} % task tables), 1 row "
-            f"{out['latency_ms']:.2f} ms  [{time.perf_counter() - t0:.0f} s]"
-        )
+    """Cost at a fixed d with N task ids: one subprocess per fit, the task
+    counts interleaved over ``cfg.repeats`` rounds."""
+    print(
+        f"\n== tasks: d={cfg.task_d}, {cfg.task_rows} rows over N tasks, 1 epoch, "
+        f"{cfg.repeats} interleaved repeats"
+    )
+    outs = {n: [] for n in cfg.task_counts}
+    for r in range(cfg.repeats):
+        for n_tasks in cfg.task_counts:
+            spec = {
+                "d": cfg.task_d,
+                "rows": cfg.task_rows,
+                "tasks": n_tasks,
+                "params": {},
+                "threads": args.threads,
+                "calls": cfg.latency_calls,
+            }
+            t0 = time.perf_counter()
+            out = run_probe(spec, args.timeout or cfg.timeout, args.threads)
+            outs[n_tasks].append(out)
+            if not out["status"].startswith("ok"):
+                print(f"  repeat {r} N={n_tasks:5d} {out['status']}")
+                continue
+            print(
+                f"  repeat {r} N={n_tasks:5d} fit {out['fit_s']:6.2f} s, "
+                f"{1e6 * out['epoch_s'] / cfg.task_rows:7.1f} us/row, peak "
+                f"+{out['peak_mib']:6.0f} MiB, {out['params']:,} params "
+                f"({100 * out['tables'] / out['params']:.1f} % task tables), 1 row "
+                f"{out['latency_ms']:.2f} ms  [{time.perf_counter() - t0:.0f} s]"
+            )
+    for n_tasks, runs in outs.items():
+        _record_probe(results, "tasks", "defaults", f"N={n_tasks}", runs, cfg.task_rows)
 
 
 # ------------------------------------------------------------- section 4
@@ -806,18 +841,18 @@ def _f(value, digits=2):
 def _range(row, digits=2):
     if row is None or not np.isfinite(row["median"]):
         return "-"
-    text = f"{row['median']:.{digits}f}"
+    text = f"{row['median']:,.{digits}f}"
     if row["low"] != row["high"]:
-        text += f" [{row['low']:.{digits}f}, {row['high']:.{digits}f}]"
+        text += f" [{row['low']:,.{digits}f}, {row['high']:,.{digits}f}]"
     return text
 
 
 def width_table(results, cfg):
     r = results
     out = [
-        "| d | arm | e2 | parameters | fit s | epoch us/row | peak MiB (rise) | "
-        "one-row ms | status |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| d | arm | e2 | parameters | fit s | fit CPU s | epoch us/row | peak MiB "
+        "(rise) | one-row ms | status |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for d in cfg.widths:
         s = f"d={d}"
@@ -827,10 +862,11 @@ def width_table(results, cfg):
             fit = r.get("width", arm, s, "fit_s")
             out.append(
                 f"| {d:,} | {ARM_LABELS[arm]} | {r.value('width', arm, s, 'e2'):.0f} | "
-                f"{r.value('width', arm, s, 'params'):,.0f} | {_f(fit['median'])} | "
-                f"{_f(r.value('width', arm, s, 'epoch_us_per_row'), 1)} | "
-                f"{_f(r.value('width', arm, s, 'peak_mib'), 0)} | "
-                f"{_f(r.value('width', arm, s, 'latency_ms'))} | {fit['status']} |"
+                f"{r.value('width', arm, s, 'params'):,.0f} | {_range(fit)} | "
+                f"{_range(r.get('width', arm, s, 'fit_cpu_s'))} | "
+                f"{_range(r.get('width', arm, s, 'epoch_us_per_row'), 0)} | "
+                f"{_range(r.get('width', arm, s, 'peak_mib'), 0)} | "
+                f"{_range(r.get('width', arm, s, 'latency_ms'))} | {fit['status']} |"
             )
     return out
 
@@ -868,7 +904,8 @@ def report(results, cfg, args, state, meta):
         "",
         f"Command: `{meta['command']}`",
         "",
-        f"Machine: {meta['machine']}; run took {meta['total_s'] / 60:.1f} min; load "
+        f"Machine: {meta['machine']}; {meta['library']}; run took "
+        f"{meta['total_s'] / 60:.1f} min; load "
         f"average (1, 5, 15 min) at start {meta['load_start']}, at end "
         f"{meta['load_end']} (the machine is shared with other jobs, so wall "
         "times carry noise).",
@@ -962,7 +999,10 @@ def report(results, cfg, args, state, meta):
             f"Synthetic data: {cfg.width_rows:,} training rows, d standard-normal "
             f"features + a task column ({cfg.width_tasks} tasks; d + 1 tokens with "
             "the task number), label x0 +- x1 > 0 by task parity, 1 epoch, "
-            "batch 256. One fresh subprocess per fit; peak memory is the rise of "
+            "batch 256. One fresh subprocess per fit, every (d, arm) once per "
+            f"round over {cfg.repeats} rounds: median [range]; fit CPU s is the "
+            "process CPU time of the fit (less sensitive than wall time to other "
+            "jobs on the machine); peak memory is the rise of "
             "the resident set's peak (VmHWM, reset after imports and a tiny "
             "warm-up fit) during fit; epoch time is skorch's `dur`; one-row "
             f"latency is the median of {cfg.latency_calls} `predict_proba` calls "
@@ -992,9 +1032,9 @@ def report(results, cfg, args, state, meta):
             "## 2. Training throughput on Adult: AutoTask vs MultiTaskDNN",
             "",
             f"`load_adult_scenarios()` training split ({setting}), both at their "
-            "defaults except `max_epochs=3, verbose=0` (so `early_stopping='auto'` "
-            "is on for both: 10 % of the rows are held out and scored each epoch), "
-            "fits interleaved A, B, A, B, ...; per-pair time ratio.",
+            "defaults except `max_epochs=3, verbose=0` (`train_split=None`: every "
+            "row trains, no validation pass), fits interleaved A, B, A, B, ...; "
+            "per-pair time ratio.",
             "",
             "| model | fit s per repeat | median fit s | rows/s | CPU s |",
             "| --- | --- | ---: | ---: | ---: |",
@@ -1037,8 +1077,12 @@ def report(results, cfg, args, state, meta):
                 "profiled. Self CPU time inside the epoch, by the part of the "
                 "model whose forward range (module hooks) holds an operator; a "
                 "backward operator goes to the part whose forward operator has "
-                "its autograd sequence number. The validation pass of early "
-                "stopping is the `[validation]` rows.",
+                "its autograd sequence number (a validation pass, with a "
+                "`train_split`, would show as `[validation]` rows). skorch calls "
+                "`optimizer.step(closure)` with forward and backward inside the "
+                "closure; those go to their parts, the rest of the step (the Adam "
+                "update, `zero_grad`, the train step's own operators) to the "
+                "optimizer row.",
                 "",
                 "| part | self CPU ms | share |",
                 "| --- | ---: | ---: |",
@@ -1077,7 +1121,8 @@ def report(results, cfg, args, state, meta):
             "",
             f"Synthetic data as in section 1 at d = {cfg.task_d}, "
             f"{cfg.task_rows:,} rows spread uniformly over N task ids, defaults, "
-            "1 epoch, one fresh subprocess per N.",
+            "1 epoch, one fresh subprocess per fit, the task counts interleaved "
+            f"over {cfg.repeats} rounds: median [range].",
             "",
             "| N | parameters | task tables (share) | fit s | epoch us/row | peak MiB "
             "(rise) | one-row ms | status |",
@@ -1090,10 +1135,10 @@ def report(results, cfg, args, state, meta):
             tables = r.value("tasks", "defaults", s, "table_params")
             lines.append(
                 f"| {n:,} | {_f(params, 0)} | {_f(tables, 0)} "
-                f"({_f(100 * tables / params, 1)} %) | {_f(fit['median'])} | "
-                f"{_f(r.value('tasks', 'defaults', s, 'epoch_us_per_row'), 1)} | "
-                f"{_f(r.value('tasks', 'defaults', s, 'peak_mib'), 0)} | "
-                f"{_f(r.value('tasks', 'defaults', s, 'latency_ms'))} | "
+                f"({_f(100 * tables / params, 1)} %) | {_range(fit)} | "
+                f"{_range(r.get('tasks', 'defaults', s, 'epoch_us_per_row'), 1)} | "
+                f"{_range(r.get('tasks', 'defaults', s, 'peak_mib'), 0)} | "
+                f"{_range(r.get('tasks', 'defaults', s, 'latency_ms'))} | "
                 f"{fit['status']} |"
             )
     if df is not None:
@@ -1185,6 +1230,13 @@ def write_page(path, text):
 # -------------------------------------------------------------------- main
 
 
+def _library():
+    """Which mtlestimators this run imports (the package's folder)."""
+    import mtlestimators
+
+    return f"mtlestimators from {Path(mtlestimators.__file__).parent}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -1203,7 +1255,12 @@ def main(argv=None):
         default=6.0,
         help="run an arm only if its weights, gradients and Adam state fit",
     )
-    parser.add_argument("--repeats", type=int, default=None, help="throughput pairs")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="rounds of every section (default 3; --quick 1)",
+    )
     parser.add_argument("--out-dir", type=Path, default=None)
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1223,13 +1280,19 @@ def main(argv=None):
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {
-        "command": f"OMP_NUM_THREADS={args.threads} python "
+        "command": (
+            f"PYTHONPATH={os.environ['PYTHONPATH']} "
+            if os.environ.get("PYTHONPATH")
+            else ""
+        )
+        + f"OMP_NUM_THREADS={args.threads} python "
         "benchmarks/autotask_scale.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, Python {platform.python_version()}, "
         f"{args.threads} torch thread(s)",
         "load_start": tuple(round(x, 2) for x in os.getloadavg()),
+        "library": _library(),
     }
     print(meta["machine"], "; load average", meta["load_start"])
     results, state = Results(), {}
