@@ -480,8 +480,8 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     task_dropout : float, default=0.0
         Fraction of training rows shown as the unseen task (see above). 0 is
         the paper's training; on Adult (5 seeds) 0.1 scored the held-out
-        occupations no better (ROC AUC 85.41 against 85.70 at 0, lower on
-        4 of 5 seeds; docs/results/autotask.md). Try 0.1 when unseen tasks
+        occupations no better (ROC AUC 85.41 against 85.67 at 0;
+        docs/results/autotask.md, Table 5). Try 0.1 when unseen tasks
         are scored poorly.
     attention : {"causal", "full"}, default="causal"
         Causal (auto-regressive) attention in both facets, as in the paper;
