@@ -4,7 +4,7 @@ AutoTask: scenarios never seen in training, and per-task calibration
 
 :class:`~mtlestimators.AutoTaskClassifier` is one model for many scenarios
 (tasks): each row carries a task id, and an id the model never saw goes
-through a trained "unseen task" path. This example uses the Adult data split
+through the "unseen task" path (task code 0: no task information). This example uses the Adult data split
 by occupation (:func:`~mtlestimators.datasets.load_adult_scenarios`: the
 occupation is the scenario, income > 50K the label, two occupations held out
 of training), compares AutoTask with the general branch of the paper's

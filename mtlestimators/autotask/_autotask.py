@@ -41,9 +41,14 @@ def _lower_right_causal(n_queries: int, n_keys: int, device):
     """The causal mask of ``n_queries`` queries that are the last of
     ``n_keys`` keys: query i sees keys j <= i + n_keys - n_queries.
 
-    torch's ``causal_lower_right`` bias runs on the fused kernels without a
-    mask in memory; the exporters get the same mask as booleans."""
-    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+    torch's ``causal_lower_right`` bias runs on the fused kernels (on CUDA
+    without a mask in memory; on CPU as one (n_queries, n_keys) boolean
+    mask); the exporters and torch.compile get that mask as booleans."""
+    if (
+        torch.compiler.is_exporting()
+        or torch.compiler.is_compiling()
+        or torch.jit.is_tracing()
+    ):
         query = torch.arange(n_queries, device=device).view(-1, 1)
         key = torch.arange(n_keys, device=device).view(1, -1)
         return key <= query + (n_keys - n_queries)
