@@ -26,35 +26,48 @@ from .._core.targets import mixes_label_types
 UNSEEN_TASK = 0  # code of a task id not seen in fit (the paper's "id 0")
 
 
+def column_position(column, n_columns: int, feature_names, label: str, what: str):
+    """Position among ``n_columns`` columns of ``column``, an int index
+    (negative allowed) or a DataFrame column name; None for any other type
+    (the caller says what it accepts). ``label`` opens the error messages
+    (e.g. ``"task_column=9"``) and ``what`` names the column in their fix
+    (e.g. ``"the column that holds the task ids"``)."""
+    if isinstance(column, numbers.Integral) and not isinstance(column, bool):
+        if not -n_columns <= column < n_columns:
+            raise ValueError(
+                f"{label} is out of range for X with {n_columns} column(s); "
+                f"give the index (or DataFrame column name) of {what}."
+            )
+        return int(column) % n_columns
+    if isinstance(column, str):
+        if feature_names is None:
+            raise ValueError(
+                f"{label} is a column name, but X has no column names; pass a "
+                f"DataFrame or give the integer index of {what}."
+            )
+        names = [str(n) for n in feature_names]
+        if column not in names:
+            raise ValueError(f"{label} is not a column of X; its columns are {names}.")
+        return names.index(column)
+    return None
+
+
 def task_column_index(task_column, n_columns: int, feature_names) -> int:
     """Position of ``task_column`` (an int index, negative allowed, or a
     DataFrame column name) among ``n_columns`` columns."""
-    if isinstance(task_column, numbers.Integral) and not isinstance(task_column, bool):
-        if not -n_columns <= task_column < n_columns:
-            raise ValueError(
-                f"task_column={task_column} is out of range for X with "
-                f"{n_columns} column(s); give the index (or DataFrame column "
-                "name) of the column that holds the task ids."
-            )
-        return int(task_column) % n_columns
-    if isinstance(task_column, str):
-        if feature_names is None:
-            raise ValueError(
-                f"task_column={task_column!r} is a column name, but X has no "
-                "column names; pass a DataFrame or give the column's integer "
-                "index."
-            )
-        names = [str(n) for n in feature_names]
-        if task_column not in names:
-            raise ValueError(
-                f"task_column={task_column!r} is not a column of X; its columns "
-                f"are {names}."
-            )
-        return names.index(task_column)
-    raise TypeError(
-        "task_column must be an int (column index) or a str (DataFrame column "
-        f"name), got {task_column!r}."
+    position = column_position(
+        task_column,
+        n_columns,
+        feature_names,
+        f"task_column={task_column!r}",
+        "the column that holds the task ids",
     )
+    if position is None:
+        raise TypeError(
+            "task_column must be an int (column index) or a str (DataFrame "
+            f"column name), got {task_column!r}."
+        )
+    return position
 
 
 def _unhashable(ids) -> TypeError:

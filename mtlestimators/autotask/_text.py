@@ -21,10 +21,11 @@ then the pad id 0. The columns are laid side by side, so the ids are int64
 from __future__ import annotations
 
 import functools
-import numbers
 
 import numpy as np
 import pandas as pd
+
+from ._scenario import column_position
 
 PAD_ID = 0  # id of [PAD]: the module's embedding keeps it at zero
 UNK_ID = 1  # id of [UNK]: any word not in the fitted vocabulary
@@ -63,31 +64,16 @@ def text_column_indices(
             "text_columns=[] names no column; pass None for a model without "
             "text, or the columns of X that hold text."
         )
-    names = None if feature_names is None else [str(n) for n in feature_names]
     positions = []
     for column in text_columns:
-        if isinstance(column, numbers.Integral) and not isinstance(column, bool):
-            if not -n_columns <= column < n_columns:
-                raise ValueError(
-                    f"text_columns: {column} is out of range for X with "
-                    f"{n_columns} column(s); give the indices (or DataFrame "
-                    "column names) of the columns that hold text."
-                )
-            position = int(column) % n_columns
-        elif isinstance(column, str):
-            if names is None:
-                raise ValueError(
-                    f"text_columns: {column!r} is a column name, but X has no "
-                    "column names; pass a DataFrame or give the columns' "
-                    "integer indices."
-                )
-            if column not in names:
-                raise ValueError(
-                    f"text_columns: {column!r} is not a column of X; its "
-                    f"columns are {names}."
-                )
-            position = names.index(column)
-        else:
+        position = column_position(
+            column,
+            n_columns,
+            feature_names,
+            f"text_columns: {column!r}",
+            "each column that holds text",
+        )
+        if position is None:
             raise TypeError(
                 "text_columns must list column names (str) or indices (int), "
                 f"got {column!r}."
