@@ -242,6 +242,10 @@ class NetEstimatorBase(BaseEstimator):
             None,
         ],
         "accelerator": [None, InstanceOf("accelerate.Accelerator")],
+        "early_stopping": [Options(["auto"]), Boolean()],
+        "validation_fraction": [Real(0, 1, closed="neither")],
+        "n_iter_no_change": [Integer(1)],
+        "tol": [Real(0)],
     }
 
     def _routed_for(self, prefix: str) -> dict:

@@ -16,6 +16,7 @@ from .base import (
     check_fitted_X,
     class_probabilities,
 )
+from .params import InstanceOf, Options
 from .targets import (
     drop_unlabelled_rows,
     encode_targets,
@@ -65,6 +66,14 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                 "sample."
             )
         return X, y
+
+    _parameter_constraints = {
+        "class_weight": [
+            None,
+            Options(["balanced"]),
+            InstanceOf((dict, list, tuple), description="a dict or a list of them"),
+        ],
+    }
 
     # How validate_data checks X: a finite float matrix.
     _X_check_params = {"dtype": [np.float32, np.float64], "ensure_min_features": 1}

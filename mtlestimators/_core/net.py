@@ -26,9 +26,12 @@ class MultiTaskLoss(nn.Module):
 
     ``y_pred`` is a tuple with one output per task: logits (B,) for binary,
     logits (B, C) for multiclass, values (B,) for regression. ``y_true`` is
-    (B, K) float with NaN for a missing label. A missing label is masked out
-    of its task's loss, so it contributes exactly zero gradient; a task with
-    no label in the batch has loss 0.
+    (B, K) float with NaN for a missing label, or (B, 2K): the K targets
+    followed by K non-negative weights, one per row and task (sample and
+    class weights). A missing label, or a weight of 0, is masked out of its
+    task's loss, so it contributes exactly zero gradient; each task's loss is
+    the weighted mean over its labelled rows, and a task with no labelled
+    (or no positively weighted) row in the batch has loss 0.
 
     Losses: binary cross-entropy, cross-entropy, squared error.
     """
@@ -37,10 +40,15 @@ class MultiTaskLoss(nn.Module):
         super().__init__()
         self.task_kinds = list(task_kinds)
 
-    def forward(self, y_pred, y_true: torch.Tensor) -> torch.Tensor:
-        assert len(y_pred) == len(self.task_kinds) == y_true.shape[1]
-        losses = []
-        for output, kind, target in zip(y_pred, self.task_kinds, y_true.T):
+    def totals(self, y_pred, y_true: torch.Tensor):
+        """Each task's weighted sum of row losses and sum of weights over its
+        labelled rows: two (K,) tensors (the loss is their ratio)."""
+        n_tasks = len(self.task_kinds)
+        assert len(y_pred) == n_tasks and y_true.shape[1] in (n_tasks, 2 * n_tasks)
+        weights = y_true[:, n_tasks:] if y_true.shape[1] == 2 * n_tasks else None
+        sums, counts = [], []
+        for k, (output, kind) in enumerate(zip(y_pred, self.task_kinds)):
+            target = y_true[:, k]
             labelled = ~torch.isnan(target)
             safe = torch.where(labelled, target, torch.zeros_like(target))
             if kind == "binary":
@@ -52,8 +60,18 @@ class MultiTaskLoss(nn.Module):
             else:
                 per_row = (output - safe) ** 2
             weight = labelled.to(per_row.dtype)
-            losses.append((per_row * weight).sum() / weight.sum().clamp(min=1.0))
-        return torch.stack(losses)  # (K,)
+            if weights is not None:
+                weight = weight * weights[:, k].to(per_row.dtype)
+            sums.append((per_row * weight).sum())
+            counts.append(weight.sum())
+        return torch.stack(sums), torch.stack(counts)
+
+    def forward(self, y_pred, y_true: torch.Tensor) -> torch.Tensor:
+        sums, counts = self.totals(y_pred, y_true)
+        # Unweighted, counts are whole numbers, and this is sums / max(n, 1).
+        return torch.where(
+            counts > 0, sums / counts.clamp(min=torch.finfo(sums.dtype).tiny), 0.0
+        )  # (K,)
 
 
 class TrainingDivergedError(FloatingPointError, ValueError):
@@ -68,9 +86,14 @@ class TrainingDivergedError(FloatingPointError, ValueError):
     """
 
 
-def _labelled_tasks(y_true: torch.Tensor) -> torch.Tensor:
-    """(K,) bool: the task has at least one label in the batch."""
-    return ~torch.isnan(y_true).all(dim=0)
+def _labelled_tasks(y_true: torch.Tensor, n_tasks: int | None = None) -> torch.Tensor:
+    """(K,) bool: the task has at least one label (with a positive weight,
+    when ``y_true`` carries weights, see :class:`MultiTaskLoss`) in the batch."""
+    n_tasks = y_true.shape[1] if n_tasks is None else n_tasks
+    labelled = ~torch.isnan(y_true[:, :n_tasks])
+    if y_true.shape[1] == 2 * n_tasks:
+        labelled = labelled & (y_true[:, n_tasks:] > 0)
+    return labelled.any(dim=0)
 
 
 class MultiTaskNet(NeuralNet):
@@ -293,7 +316,7 @@ class MultiTaskNet(NeuralNet):
             task_losses,
             shared_parameters=shared,
             task_parameters=self._task_parameters(shared),
-            labelled=_labelled_tasks(y_true),
+            labelled=_labelled_tasks(y_true, len(self.task_kinds)),
             regularization=regularization,
             representation=representation,
         )
@@ -387,7 +410,9 @@ class MultiTaskNet(NeuralNet):
                 y_pred = self.infer(Xi, **fit_params)
                 y_true = to_tensor(yi, device=self.data_device())
                 losses = self.criterion_(y_pred, y_true)
-            step_end(losses.detach(), labelled=_labelled_tasks(y_true))
+            step_end(
+                losses.detach(), labelled=_labelled_tasks(y_true, len(self.task_kinds))
+            )
         return step
 
     def get_dataset(self, X, y=None):
@@ -399,7 +424,9 @@ class MultiTaskNet(NeuralNet):
         y_true = to_tensor(y_true, device=self.data_device())
         task_losses = self.criterion_(y_pred, y_true)
         if self.weighter_takes_labelled_:
-            loss = self.loss_weighter_(task_losses, labelled=_labelled_tasks(y_true))
+            loss = self.loss_weighter_(
+                task_losses, labelled=_labelled_tasks(y_true, len(self.task_kinds))
+            )
         else:
             loss = self.loss_weighter_(task_losses)
         loss = loss + self._regularization(task_losses.device)

@@ -510,7 +510,8 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     max_epochs : int, default=20
     batch_size : int, default=256
     optimizer, callbacks, warm_start, verbose, device, random_state, train_split,
-    checkpoint_dir, autocast, accelerator
+    checkpoint_dir, autocast, accelerator, early_stopping, validation_fraction,
+    n_iter_no_change, tol, class_weight
         As for every estimator of the library (see
         :class:`~mtlestimators.SharedBottomClassifier`). With
         ``warm_start=True`` a second ``fit`` continues training (the paper's
@@ -610,6 +611,11 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         checkpoint_dir=None,
         autocast=False,
         accelerator=None,
+        early_stopping="auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        class_weight=None,
         **kwargs,
     ):
         self.task_column = task_column
@@ -642,6 +648,11 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         self.checkpoint_dir = checkpoint_dir
         self.autocast = autocast
         self.accelerator = accelerator
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
         vars(self).update(kwargs)
 
     def _build_module(

@@ -111,7 +111,8 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
     max_epochs : int, default=20
     batch_size : int, default=256
     optimizer, callbacks, warm_start, verbose, device, random_state, train_split,
-    checkpoint_dir, autocast, accelerator
+    checkpoint_dir, autocast, accelerator, early_stopping, validation_fraction,
+    n_iter_no_change, tol, class_weight
         As for every estimator of the library.
     **kwargs
         Routed parameters: ``optimizer__*``, ``module__*``, ...
@@ -161,6 +162,11 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         checkpoint_dir=None,
         autocast=False,
         accelerator=None,
+        early_stopping="auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        class_weight=None,
         **kwargs,
     ):
         self.task_column = task_column
@@ -182,6 +188,11 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         self.checkpoint_dir = checkpoint_dir
         self.autocast = autocast
         self.accelerator = accelerator
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
         vars(self).update(kwargs)
 
     def _check_branch(self) -> None:

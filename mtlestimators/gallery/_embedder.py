@@ -265,7 +265,8 @@ class GalleryEmbedder(
         model.
     train_split : callable or None, default=None
         skorch's validation split, e.g. ``skorch.dataset.ValidSplit(0.2)``.
-    checkpoint_dir, autocast, accelerator
+    checkpoint_dir, autocast, accelerator, early_stopping, validation_fraction,
+    n_iter_no_change, tol
         Resumable training, mixed precision and Hugging Face Accelerate, as
         in :class:`~mtlestimators.SharedBottomClassifier`; a checkpoint's
         fingerprint includes the image files' sizes and modification times.
@@ -349,6 +350,10 @@ class GalleryEmbedder(
         checkpoint_dir=None,
         autocast=False,
         accelerator=None,
+        early_stopping="auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
         **kwargs,
     ):
         self.backbone = backbone
@@ -373,6 +378,10 @@ class GalleryEmbedder(
         self.checkpoint_dir = checkpoint_dir
         self.autocast = autocast
         self.accelerator = accelerator
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         vars(self).update(kwargs)
 
     # ------------------------------------------------------------- building

@@ -159,7 +159,8 @@ class PLEClassifier(FieldClassifierBase):
         As in :class:`~mtlestimators.MMoEClassifier`.
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
     warm_start, verbose, device, random_state, train_split, checkpoint_dir,
-    autocast, accelerator, **kwargs
+    autocast, accelerator, early_stopping, validation_fraction,
+    n_iter_no_change, tol, class_weight, **kwargs
         As in :class:`~mtlestimators.MMoEClassifier`.
 
     Attributes
@@ -203,6 +204,11 @@ class PLEClassifier(FieldClassifierBase):
         checkpoint_dir=None,
         autocast=False,
         accelerator=None,
+        early_stopping="auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        class_weight=None,
         **kwargs,
     ):
         self.categorical_features = categorical_features
@@ -229,6 +235,11 @@ class PLEClassifier(FieldClassifierBase):
         self.checkpoint_dir = checkpoint_dir
         self.autocast = autocast
         self.accelerator = accelerator
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):

@@ -109,6 +109,26 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         applies its own mixed precision (keep ``autocast=False``). ``clone``
         shares the accelerator; a pickle does not carry it (the loaded
         estimator has ``accelerator=None``). See the "Scaling out" guide.
+    early_stopping : "auto" or bool, default="auto"
+        Hold out ``validation_fraction`` of the training rows, stop when the
+        mean over tasks of the validation loss has not improved by more than
+        ``tol`` for ``n_iter_no_change`` epochs, and restore the weights of
+        the best epoch. ``"auto"`` turns it on when there are more than
+        10,000 labelled rows, as in ``HistGradientBoostingClassifier``. The
+        held-out rows are drawn (with ``random_state``) so that every task
+        has labelled rows among them, stratified by label.
+    validation_fraction : float, default=0.1
+        Share of the training rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before training stops.
+    tol : float, default=1e-4
+        Smallest decrease of the validation loss that counts as an
+        improvement.
+    class_weight : None, "balanced", dict or list of dict, default=None
+        Per-task class weights multiplying each row's loss: ``"balanced"``
+        weights each task's classes by ``n / (n_classes * count)`` over its
+        labelled rows; a dict maps class labels to weights (one task); a
+        list holds one ``None``, ``"balanced"`` or dict per task.
     **kwargs
         Double-underscore routed parameters: ``optimizer__*``, ``module__*``,
         ``loss_weighter__*``, ``callbacks__*``, ``iterator_train__*``,
@@ -168,6 +188,11 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         checkpoint_dir=None,
         autocast=False,
         accelerator=None,
+        early_stopping="auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        class_weight=None,
         **kwargs,
     ):
         self.bottom_units = bottom_units
@@ -187,6 +212,11 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         self.checkpoint_dir = checkpoint_dir
         self.autocast = autocast
         self.accelerator = accelerator
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
         vars(self).update(kwargs)
 
     def _build_module(self, specs, n_features):

@@ -33,7 +33,8 @@ class SNRClassifier(_SparseRoutingClassifier):
         Lower sub-networks, all shared by every task.
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
     warm_start, verbose, device, random_state, train_split, checkpoint_dir,
-    autocast, accelerator, **kwargs
+    autocast, accelerator, early_stopping, validation_fraction,
+    n_iter_no_change, tol, class_weight, **kwargs
         As in :class:`~mtlestimators.MMoEClassifier`.
 
     Attributes
@@ -80,6 +81,11 @@ class SNRClassifier(_SparseRoutingClassifier):
         checkpoint_dir=None,
         autocast=False,
         accelerator=None,
+        early_stopping="auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        class_weight=None,
         **kwargs,
     ):
         self.routing = routing
@@ -106,6 +112,11 @@ class SNRClassifier(_SparseRoutingClassifier):
         self.checkpoint_dir = checkpoint_dir
         self.autocast = autocast
         self.accelerator = accelerator
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
