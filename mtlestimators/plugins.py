@@ -437,7 +437,7 @@ def build_gate(spec, n_inputs: int, n_outputs: int, **params) -> nn.Module:
     -------
     nn.Module
     """
-    return _build(
+    gate = _build(
         spec,
         (n_inputs, n_outputs),
         params,
@@ -445,3 +445,7 @@ def build_gate(spec, n_inputs: int, n_outputs: int, **params) -> nn.Module:
         group=GATES_GROUP,
         kind="gate",
     )
+    # An optimizer's weight_decay leaves every gate's parameters alone
+    # (decayed_parameters in _core/net.py), a plugin's as well as ours.
+    gate.no_weight_decay = True
+    return gate

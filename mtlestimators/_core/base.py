@@ -24,6 +24,13 @@ from .checkpoint import (
     seeded_global_generators,
 )
 from .data import TensorBatchIterator
+from .early_stopping import (
+    CALLBACK_NAME,
+    HeldOutRows,
+    early_stopping_callback,
+    early_stopping_on,
+    validation_rows,
+)
 from .net import AcceleratedMultiTaskNet, MultiTaskLoss, MultiTaskNet
 from .params import (
     Boolean,
@@ -397,6 +404,8 @@ class NetEstimatorBase(BaseEstimator):
                 for p in inspect.signature(target).parameters
                 if p not in injected.get(prefix, ("dataset",)) and p != "self"
             ]
+            if prefix == "optimizer":
+                accepted.append("param_groups")  # skorch's, by name pattern
             if name not in accepted:
                 close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
                 hint = f" Did you mean '{prefix}__{close[0]}'?" if close else ""
@@ -436,7 +445,14 @@ class NetEstimatorBase(BaseEstimator):
         return {}
 
     def _build_net(
-        self, module_cls, module_params, specs, device, routed, checkpointer=None
+        self,
+        module_cls,
+        module_params,
+        specs,
+        device,
+        routed,
+        checkpointer=None,
+        held_out=None,
     ):
         kwargs = {f"module__{k}": v for k, v in module_params.items()}
         kwargs.update(self._net_kwargs())
@@ -451,6 +467,11 @@ class NetEstimatorBase(BaseEstimator):
                 f"callbacks must be a list of skorch callbacks or None, got "
                 f"{callbacks!r}."
             )
+        callbacks = list(callbacks) if callbacks is not None else []
+        train_split = self.train_split
+        if held_out is not None:  # early stopping on its own held-out rows
+            train_split = held_out
+            callbacks.append((CALLBACK_NAME, early_stopping_callback(self)))
         accelerator = getattr(self, "accelerator", None)
         if (
             accelerator is None
@@ -487,8 +508,8 @@ class NetEstimatorBase(BaseEstimator):
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
-            callbacks=list(callbacks) if callbacks is not None else None,
-            train_split=self.train_split,
+            callbacks=callbacks or None,
+            train_split=train_split,
             warm_start=True,
             verbose=int(self.verbose),
             device=device,
@@ -533,23 +554,35 @@ class NetEstimatorBase(BaseEstimator):
             key = fingerprint(self.get_params(deep=False), X, Y)
             checkpointer = Checkpointer(checkpoint_dir, key, cuda)
         seed = (self._seed() + done) % np.iinfo(np.int32).max
+        held_out = None
+        if early_stopping_on(self, len(Y)):
+            # From its own generator (seeded like the fit), so the torch and
+            # numpy draws of training are the same as without it.
+            rows = validation_rows(
+                Y, [s.kind for s in specs], float(self.validation_fraction), seed
+            )
+            held_out = HeldOutRows(rows)
         build = {
             "module_cls": module_cls,
             "module_params": module_params,
             "specs": specs,
             "device": device,
             "routed": routed,
+            "held_out": held_out,
         }
         # numpy's and Python's global generators are seeded too (a random
         # train_split draws from numpy's), and put back after the fit.
         with torch.random.fork_rng(devices=cuda), seeded_global_generators(seed):
             torch.manual_seed(seed)
             if resume:
-                net = self._continue_warm_start(X, Y)
+                net = self._continue_warm_start(X, Y, held_out)
             elif checkpointer is not None:
                 net = self._resume_from_checkpoint(build, checkpointer, X, Y)
             else:
                 net = self._train_fresh(build, X, Y)
+        # The held-out rows are this fit's: a fitted net does not keep them
+        # (they are drawn again for a continuation's data).
+        net.train_split = self.train_split
         return net, config
 
     def _new_net(self, build: dict, Y: np.ndarray, checkpointer=None):
@@ -591,26 +624,51 @@ class NetEstimatorBase(BaseEstimator):
         checkpointer.finish(net, self.max_epochs)
         return net
 
-    def _continue_warm_start(self, X, Y: np.ndarray):
+    def _continue_warm_start(self, X, Y: np.ndarray, held_out=None):
         """Train the fitted ``net_`` further (``warm_start=True``) with the
-        current ``max_epochs``, ``verbose``, ``batch_size`` and ``lr``."""
+        current ``max_epochs``, ``verbose``, ``batch_size`` and ``lr``, and
+        early stopping on ``held_out`` (rows of this call's data) or none."""
         net = self.net_
         done = len(net.history)
         # A continuation that fails part-way must leave the fitted model as
         # it was: keep its weights, optimizer state and settings to put back.
         saved = _net_state(net)
+        callbacks = list(net.callbacks_)
         net.max_epochs = self.max_epochs
         net.verbose = int(self.verbose)
         net.batch_size = self.batch_size
         if net.lr != self.lr:
             net.set_params(lr=self.lr)
+        self._set_continuation_early_stopping(net, held_out)
         try:
             net.partial_fit(X, Y)
         except BaseException:  # drop the unfinished epoch's rows, restore the rest
             del net.history[done:]
             _restore_net_state(net, saved)
+            net.callbacks_[:] = callbacks
             raise
         return net
+
+    def _set_continuation_early_stopping(self, net, held_out) -> None:
+        """Point a continuation's early stopping at ``held_out`` with the
+        current settings (adding the callback if the first fit had none), or
+        make it inert when this continuation does not stop early."""
+        net.train_split = held_out if held_out is not None else self.train_split
+        named = dict(net.callbacks_)
+        callback = named.get(CALLBACK_NAME)
+        if held_out is None:
+            if callback is not None:
+                callback.active = False
+            return
+        fresh = early_stopping_callback(self)
+        if callback is None:
+            fresh.initialize()
+            net.callbacks_.append((CALLBACK_NAME, fresh))
+            return
+        callback.set_params(
+            patience=fresh.patience, threshold=fresh.threshold, sink=fresh.sink
+        )
+        callback.active = True
 
     @staticmethod
     def _check_accelerated_net(net) -> None:

@@ -16,6 +16,7 @@ from .base import (
     check_fitted_X,
     class_probabilities,
 )
+from .early_stopping import fitted_epochs
 from .params import InstanceOf, Options
 from .targets import (
     drop_unlabelled_rows,
@@ -144,6 +145,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         self.net_ = net
         self._net_config_ = config
         self.history_ = net.history
+        self.n_iter_, self.best_epoch_ = fitted_epochs(net)
         self.task_specs_ = specs
         self._train_specs_ = train_specs
         self.n_tasks_ = len(specs)

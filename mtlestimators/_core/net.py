@@ -245,6 +245,30 @@ class MultiTaskNet(NeuralNet):
     def load_checkpoint_extra(self, extra: dict) -> None:
         pass
 
+    def initialize_optimizer(self, triggered_directly=None):
+        """skorch's optimizer, with weight decay on weights only: when the
+        optimizer is given a ``weight_decay`` and no ``param_groups`` of the
+        user's, the decay applies to the weights of linear layers, and not
+        to biases, norms, embeddings (field, task and position tables),
+        gates, FSCM mask vectors or a loss weighter's parameters (see
+        :func:`decayed_parameters`): shrinking an embedding towards 0 or a
+        gate towards half-open is not the regularization meant."""
+        named = list(self.get_all_learnable_params())
+        args, kwargs = self.get_params_for_optimizer("optimizer", named)
+        own_groups = "param_groups" in self.get_params_for("optimizer")
+        if kwargs.get("weight_decay") and not own_groups:
+            decayed = {id(p) for p in decayed_parameters(self.module_)}
+            groups = [
+                {"params": [p for _, p in named if id(p) in decayed]},
+                {
+                    "params": [p for _, p in named if id(p) not in decayed],
+                    "weight_decay": 0.0,
+                },
+            ]
+            args = ([g for g in groups if g["params"]],)
+        self.optimizer_ = self.optimizer(*args, **kwargs)
+        return self
+
     def initialize_module(self):
         # Set inside skorch's module init context, ``loss_weighter_`` is
         # registered like ``module_``: its parameters join the optimizer, it
@@ -461,6 +485,32 @@ class MultiTaskNet(NeuralNet):
         if len(parts) == 1:
             return tuple(parts[0])
         return tuple(torch.cat(p, dim=0) for p in zip(*parts))
+
+
+def decayed_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters that weight decay applies to: the ``weight`` of every
+    ``nn.Linear`` (and convolution) in ``module``, plus those a module names
+    in a ``decayed_parameters`` attribute (a batched linear layer's stacked
+    weights). The usual rule for transformers and MLPs (decay the matrices
+    that mix features, not biases, norms or lookup tables). A module with a
+    true ``no_weight_decay`` attribute is skipped whole (gates, field
+    embeddings)."""
+    layers = (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    found = []
+    stack = [module]
+    while stack:
+        sub = stack.pop()
+        if getattr(sub, "no_weight_decay", False):
+            continue  # a gate or a field embedding, with all it contains
+        names = getattr(sub, "decayed_parameters", ())
+        if isinstance(sub, layers):
+            names = ("weight", *names)
+        for name in names:
+            param = sub._parameters.get(name)
+            if param is not None and param.requires_grad:
+                found.append(param)
+        stack.extend(sub.children())
+    return found
 
 
 def bare_module(module):

@@ -24,6 +24,9 @@ class BranchLayer(nn.Module):
     """One linear layer per branch, applied to each row with its own branch's
     weights (a gathered batched matmul, not a loop over branches)."""
 
+    # Stacked linear weights, decayed like nn.Linear's (_core/net.py).
+    decayed_parameters = ("weight",)
+
     def __init__(self, n_branches: int, in_features: int, out_features: int):
         super().__init__()
         bound = 1.0 / in_features**0.5

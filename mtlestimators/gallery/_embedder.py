@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .._core.base import NetEstimatorBase, _name_of
+from .._core.early_stopping import fitted_epochs
 from .._core.net import DataParallelMixin, MultiTaskNet, bare_module
 from .._core.params import InstanceOf, Integer, Options, check_param
 from .._core.targets import (
@@ -504,6 +505,7 @@ class GalleryEmbedder(
         self.net_ = net
         self._net_config_ = config
         self.history_ = net.history
+        self.n_iter_, self.best_epoch_ = fitted_epochs(net)
         self.task_specs_ = specs
         self.n_tasks_ = len(specs)
         self.task_names_ = np.asarray(names, dtype=object)

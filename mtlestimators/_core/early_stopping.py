@@ -1,0 +1,201 @@
+"""Early stopping the scikit-learn way (``early_stopping``,
+``validation_fraction``, ``n_iter_no_change``, ``tol``), for every net
+estimator.
+
+A share of the training rows is held out, drawn so that every task has
+labelled rows of each of its classes among them; after every epoch the
+monitored quantity is the mean over tasks of each task's validation loss
+(the criterion's weighted mean over that task's labelled held-out rows: no
+loss weighter, no regularization, so that a task with many rows does not
+drown the others and a penalty's schedule does not decide when to stop).
+Training stops when it has not improved by more than ``tol`` for
+``n_iter_no_change`` epochs, and the best epoch's weights are restored.
+
+skorch's ``EarlyStopping`` does the bookkeeping (patience, best weights,
+restoring them at the end, and the state a ``checkpoint_dir`` resume needs);
+the subclass here only computes the monitored value, which skorch's
+``valid_loss`` is not: that is the training objective on the held-out rows,
+a batch-weighted mean of the loss weighter's combination plus the
+regularization.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skorch.callbacks import EarlyStopping
+from skorch.utils import to_tensor
+from torch.utils.data import Subset
+
+# "auto" turns early stopping on above this many labelled rows, as
+# HistGradientBoostingClassifier does (its threshold is 10,000 samples).
+AUTO_MIN_ROWS = 10_000
+MONITOR = "valid_task_loss"
+CALLBACK_NAME = "early_stopping_task_mean"
+
+
+def early_stopping_on(estimator, n_rows: int) -> bool:
+    """Whether ``estimator``'s ``early_stopping`` setting holds out rows for
+    a fit on ``n_rows`` labelled rows."""
+    setting = getattr(estimator, "early_stopping", False)
+    user_split = getattr(estimator, "train_split", None) is not None
+    if setting == "auto":
+        # A user's own train_split means they validate themselves.
+        return n_rows > AUTO_MIN_ROWS and not user_split
+    if setting and user_split:
+        raise ValueError(
+            "early_stopping=True holds out validation_fraction of the rows "
+            "itself, and train_split is set too; use one: train_split=None "
+            "(early stopping's own split), or early_stopping=False with your "
+            "own train_split and callbacks."
+        )
+    return bool(setting)
+
+
+def _stratum(values: np.ndarray, kind: str) -> np.ndarray:
+    """A class id per labelled row of one task: the class, the side of 0.5
+    for a soft binary target, one stratum for a regression task."""
+    if kind == "regression":
+        return np.zeros(len(values), dtype=np.int64)
+    if kind == "binary":
+        return (values > 0.5).astype(np.int64)
+    return values.astype(np.int64)
+
+
+def validation_rows(
+    Y: np.ndarray, kinds, fraction: float, random_state: int
+) -> np.ndarray:
+    """Boolean mask of the rows held out for early stopping.
+
+    ``Y`` holds the targets (n, K) with NaN for a missing label (weight
+    columns, if any, are ignored). Tasks are taken from the one with the
+    fewest labels to the one with the most; for each of a task's classes,
+    rows are drawn at random among those no earlier task has decided on,
+    until ``fraction`` of that class's rows (at least one, when it has two
+    or more) are held out. So every task with two labelled rows or more
+    has validation labels, every class of it is represented, and the
+    rows of a rare task are not all taken by the common ones.
+    """
+    rng = np.random.RandomState(random_state)
+    targets = np.asarray(Y, dtype=np.float64)[:, : len(kinds)]
+    n = len(targets)
+    held_out = np.zeros(n, dtype=bool)
+    decided = np.zeros(n, dtype=bool)
+    labelled = ~np.isnan(targets)
+    for k in np.argsort(labelled.sum(axis=0), kind="stable"):
+        rows = np.flatnonzero(labelled[:, k])
+        strata = _stratum(targets[rows, k], kinds[k])
+        for value in np.unique(strata):
+            members = rows[strata == value]
+            want = round(fraction * len(members))
+            if len(members) >= 2:
+                # At least one held out, and at least one left to train on.
+                want = min(max(want, 1), len(members) - 1)
+            need = want - int(held_out[members].sum())
+            free = members[~decided[members]]
+            if need > 0 and len(free):
+                chosen = rng.choice(free, size=min(need, len(free)), replace=False)
+                held_out[chosen] = True
+            decided[members] = True
+    if held_out.all():  # not reachable with fraction < 1; never train on nothing
+        held_out[rng.randint(n)] = False
+    return held_out
+
+
+class HeldOutRows:
+    """skorch ``train_split``: a fixed set of held-out rows (indices into the
+    dataset the net is fit on)."""
+
+    def __init__(self, held_out: np.ndarray):
+        self.valid_index = np.flatnonzero(held_out)
+        self.train_index = np.flatnonzero(~held_out)
+
+    def __call__(self, dataset, y=None, groups=None):
+        subset = getattr(dataset, "subset", None)  # a GalleryDataset's own
+        if subset is not None:
+            return subset(self.train_index), subset(self.valid_index)
+        return (
+            Subset(dataset, self.train_index.tolist()),
+            Subset(dataset, self.valid_index.tolist()),
+        )
+
+
+def _no_print(*args, **kwargs) -> None:
+    """The stop message's sink with ``verbose=0``."""
+
+
+class TaskMeanEarlyStopping(EarlyStopping):
+    """skorch ``EarlyStopping`` on the mean over tasks of the validation
+    loss, which it computes from the validation batches and records in the
+    history as ``valid_task_loss`` (with ``valid_task_loss_best``, which the
+    epoch table highlights). Inert in a fit without validation batches, or
+    while ``active`` is False (a warm-start continuation that does not stop
+    early)."""
+
+    def __init__(self, patience=10, threshold=1e-4, sink=print, active=True):
+        super().__init__(
+            monitor=MONITOR,
+            patience=patience,
+            threshold=threshold,
+            threshold_mode="abs",
+            lower_is_better=True,
+            load_best=True,
+            sink=sink,
+        )
+        self.active = active
+
+    def on_train_begin(self, net, **kwargs):
+        self._sums = self._counts = None
+        return super().on_train_begin(net, **kwargs)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._sums = self._counts = None
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training or not self.active or y_pred is None:
+            return
+        _, yi = batch
+        y_true = to_tensor(yi, device=net.data_device())
+        with torch.no_grad():
+            sums, counts = net.criterion_.totals(y_pred, y_true)
+        sums, counts = sums.double().cpu(), counts.double().cpu()
+        if self._sums is None:
+            self._sums, self._counts = sums, counts
+        else:
+            self._sums, self._counts = self._sums + sums, self._counts + counts
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self.active or self._sums is None:
+            return
+        present = self._counts > 0
+        value = float((self._sums[present] / self._counts[present]).mean())
+        net.history.record(MONITOR, value)
+        improved = value < self.dynamic_threshold_
+        net.history.record(MONITOR + "_best", bool(improved))
+        super().on_epoch_end(net, **kwargs)
+
+    def on_train_end(self, net, **kwargs):
+        if self.active:
+            super().on_train_end(net, **kwargs)
+
+
+def early_stopping_callback(estimator) -> TaskMeanEarlyStopping:
+    return TaskMeanEarlyStopping(
+        patience=int(estimator.n_iter_no_change),
+        threshold=float(estimator.tol),
+        sink=print if estimator.verbose else _no_print,
+    )
+
+
+def fitted_epochs(net) -> tuple[int, int]:
+    """``(n_iter_, best_epoch_)``: the epochs trained so far and the epoch
+    whose weights the net holds: with early stopping in the last fit, the
+    last epoch that improved (whose weights were restored), else the last.
+    Read from the history, which a completed checkpoint brings back too."""
+    history = net.history
+    n_iter = len(history)
+    if n_iter and MONITOR in history[-1]:
+        improved = [row["epoch"] for row in history if row.get(MONITOR + "_best")]
+        if improved:
+            return n_iter, int(improved[-1])
+    return n_iter, n_iter
