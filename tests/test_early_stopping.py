@@ -300,3 +300,30 @@ def test_weight_decay_with_the_users_param_groups_is_left_to_them():
     groups = est.net_.optimizer_.param_groups
     assert [g["lr"] for g in groups] == [0.5, est.lr]
     assert all(g["weight_decay"] == 0.1 for g in groups)
+
+
+def test_the_gallery_model_stops_early_on_binary_multiclass_and_regression_tasks():
+    from mtlestimators import GalleryEmbedder
+
+    rng = np.random.RandomState(0)
+    n = 60
+    galleries = [
+        rng.randint(0, 256, size=(k, 12, 12), dtype=np.uint8)
+        for k in rng.randint(1, 4, size=n)
+    ]
+    y = np.column_stack(
+        [rng.randint(0, 2, n), rng.randint(0, 3, n), rng.normal(size=n)]
+    )
+    est = GalleryEmbedder(
+        backbone="small_vgg",
+        image_size=16,
+        lr=1e-3,
+        verbose=0,
+        random_state=0,
+        max_epochs=30,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tasks=["binary", "multiclass", "regression"],
+    ).fit(galleries, y)
+    assert MONITOR in est.history_[-1]
+    assert est.best_epoch_ <= est.n_iter_ - 2 and est.n_iter_ < 30

@@ -167,8 +167,17 @@ class TaskMeanEarlyStopping(EarlyStopping):
     def on_epoch_end(self, net, **kwargs):
         if not self.active or self._sums is None:
             return
-        present = self._counts > 0
-        value = float((self._sums[present] / self._counts[present]).mean())
+        sums, counts = self._sums, self._counts
+        accelerator = getattr(net, "accelerator", None)
+        if accelerator is not None and getattr(accelerator, "num_processes", 1) > 1:
+            # Summed over the processes, so they all stop at the same epoch:
+            # the gallery model's validation batches are sharded (this is
+            # then the whole set's), the tabular ones are whole in every
+            # process (sums and counts both grow P-fold: the same ratio).
+            both = torch.stack([sums, counts]).to(accelerator.device)
+            sums, counts = accelerator.reduce(both, reduction="sum").cpu()
+        present = counts > 0
+        value = float((sums[present] / counts[present]).mean())
         net.history.record(MONITOR, value)
         improved = value < self.dynamic_threshold_
         net.history.record(MONITOR + "_best", bool(improved))
