@@ -27,9 +27,17 @@ from skorch.callbacks import EarlyStopping
 from skorch.utils import to_tensor
 from torch.utils.data import Subset
 
-# "auto" turns early stopping on above this many labelled rows, as
-# HistGradientBoostingClassifier does (its threshold is 10,000 samples).
-AUTO_MIN_ROWS = 10_000
+# "auto" turns early stopping on above this many labelled rows.
+# HistGradientBoostingClassifier's threshold is 10,000 samples, below which it
+# runs its fixed 100 iterations. A net has no such safe fixed budget: on
+# modeldata/wa_churn (5,282 training rows) MMoE at 20 epochs scored 0.942 /
+# 0.939 mean ROC AUC (seeds 0, 1), at 100 epochs 0.922 / 0.915, and stopped
+# early on 10% held-out rows 0.942 / 0.938; on river's Yeast (1,812 rows)
+# 0.660 at 20, 0.671 at 100 and 0.687 stopped early. Holding out 10% cost
+# nothing measurable, a wrong epoch budget 0.02. So the threshold is lower;
+# below it (scikit-learn's estimator checks fit tens of rows) the held-out
+# set would be a handful of rows.
+AUTO_MIN_ROWS = 1_000
 MONITOR = "valid_task_loss"
 CALLBACK_NAME = "early_stopping_task_mean"
 
