@@ -84,9 +84,11 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
     # How validate_data checks X: a finite float matrix.
     _X_check_params = {"dtype": [np.float32, np.float64], "ensure_min_features": 1}
 
-    def _fit_inputs(self, X, X_input=None):
+    def _fit_inputs(self, X, X_input=None, sample_weight=None):
         """Model input for validated training X: ``(inputs, input_spec,
-        fitted_attributes)``; the attributes are stored once training succeeds."""
+        fitted_attributes)``; the attributes are stored once training succeeds.
+        ``sample_weight`` (None or one weight per row of X) is for statistics
+        learned from X (feature scaling), which count a row by its weight."""
         return X.astype(np.float32, copy=False), {"n_features": X.shape[1]}, {}
 
     def _fitted_extras(self, net, inputs) -> dict:
@@ -132,7 +134,9 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         X, y2 = X[keep], y2[keep]
         if sample_weight is not None:
             sample_weight = sample_weight[keep]
-        inputs, input_spec, fitted_inputs = self._fit_inputs(X, X_input)
+        inputs, input_spec, fitted_inputs = self._fit_inputs(
+            X, X_input, sample_weight=sample_weight
+        )
         names = task_names_of(y_input, y2.shape[1]) if multi else [_name_of(y_input)]
         specs = resolve_tasks(y2, names)
         for spec in specs:

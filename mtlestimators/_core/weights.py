@@ -244,3 +244,20 @@ def weight_columns(Y: np.ndarray, n_tasks: int) -> np.ndarray | None:
     if Y.ndim == 2 and Y.shape[1] == 2 * n_tasks:
         return Y[:, n_tasks:]
     return None
+
+
+def weighted_mean_std(values: np.ndarray, sample_weight: np.ndarray):
+    """Column means and (population) standard deviations of ``values`` (n, d)
+    weighted by ``sample_weight``: those of the rows repeated by integer
+    weights. A NaN in a column (a missing numeric value) is left out of it."""
+    values = np.asarray(values, dtype=np.float64)
+    w = np.broadcast_to(
+        np.asarray(sample_weight, dtype=np.float64)[:, None], values.shape
+    )
+    w = np.where(np.isnan(values), 0.0, w)
+    filled = np.where(np.isnan(values), 0.0, values)
+    total = w.sum(axis=0)
+    safe = np.where(total > 0, total, 1.0)
+    means = (w * filled).sum(axis=0) / safe
+    variances = (w * (filled - means) ** 2).sum(axis=0) / safe
+    return means, np.sqrt(variances)
