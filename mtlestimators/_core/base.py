@@ -39,7 +39,7 @@ from .params import (
 from .targets import (
     TaskSpec,
 )
-from .weights import targets_only
+from .weights import counted_targets
 
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -560,8 +560,9 @@ class NetEstimatorBase(BaseEstimator):
         net.initialize()
         kinds = [s.kind for s in build["specs"]]
         # The weighter reads labels only: a weighted target's weight columns
-        # are left out.
-        call_hook(net.loss_weighter_, "prepare", targets_only(Y, len(kinds)), kinds)
+        # are left out, and a label of weight 0 is as if missing.
+        labels = counted_targets(Y, len(kinds))
+        call_hook(net.loss_weighter_, "prepare", labels, kinds)
         self._check_accelerated_net(net)
         return net
 

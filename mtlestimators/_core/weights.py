@@ -238,6 +238,17 @@ def targets_only(Y: np.ndarray, n_tasks: int) -> np.ndarray:
     return Y
 
 
+def counted_targets(Y: np.ndarray, n_tasks: int) -> np.ndarray:
+    """The K targets of a training target with NaN where a label's weight is
+    0: the labels that count, for statistics of the labels (loss weighters'
+    ``prepare``), which then see a weight-0 label as absent."""
+    targets = targets_only(Y, n_tasks)
+    weights = weight_columns(Y, n_tasks)
+    if weights is None:
+        return targets
+    return np.where(weights > 0, targets, np.nan).astype(targets.dtype)
+
+
 def weight_columns(Y: np.ndarray, n_tasks: int) -> np.ndarray | None:
     """The (n, K) weights of a training target, or None when it has none."""
     Y = np.asarray(Y)
