@@ -333,7 +333,8 @@ def test_warm_start_and_checkpoint_paths_get_the_weights(tmp_path):
     other = fingerprint(params, X, with_weights(Y, row_weights(Y, specs, table, w * 2)))
     assert key != other
     again = SharedBottomClassifier(max_epochs=4, checkpoint_dir=tmp_path, **FAST)
-    again.fit(X, y, sample_weight=np.ones(len(X)))
+    with pytest.warns(UserWarning, match="checkpoint.*other parameters or data"):
+        again.fit(X, y, sample_weight=np.ones(len(X)))
     assert not np.array_equal(again.predict_proba(X), plain.predict_proba(X))
     # warm_start continues with the weights of the new call
     warm = SharedBottomClassifier(max_epochs=2, warm_start=True, **FAST)

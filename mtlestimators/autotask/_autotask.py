@@ -525,8 +525,12 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         Task ids seen in fit (codes 1..N in that order).
     n_tasks_ : int
     classes_ : ndarray
+    class_weight_ : list of one dict
+        The weight of each class label, ``{label: weight}``, resolved from
+        ``class_weight`` at fit (all 1.0 when it is None).
     feature_mean_, feature_scale_ : ndarray
-        Standardization of the feature columns (zeros/ones when off).
+        Standardization of the feature columns (zeros/ones when off; with
+        ``sample_weight``, weighted, leaving out rows of weight 0).
     text_tokenizer_ : str
         With ``text_columns``: the fitted tokenizer as the JSON text of a
         Hugging Face ``tokenizers.Tokenizer`` (``Tokenizer.from_str`` loads

@@ -119,7 +119,8 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
 
     Attributes
     ----------
-    tasks_, n_tasks_, classes_, feature_mean_, feature_scale_, net_, history_
+    tasks_, n_tasks_, classes_, class_weight_, feature_mean_, feature_scale_,
+    net_, history_
         As for :class:`~mtlestimators.AutoTaskClassifier`.
 
     Examples
