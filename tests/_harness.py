@@ -85,10 +85,12 @@ _SAMPLE_WEIGHT_EXPECTED_FAILURES = {
     PLEClassifier: _ROUNDING,
     MultiTaskDNNClassifier: _ROUNDING,
     AutoTaskClassifier: (
-        "dropout (0.1 by default) draws one mask per row in a batch: repeated "
-        "rows get masks of their own where a weighted row gets one, so the "
-        "two fits see different noise (with dropout=0 the property holds up "
-        "to float32 rounding)"
+        "in training the block representation attends across the block_size "
+        "rows of a block, so repeated rows change what each row sees, and "
+        "dropout (0.1 by default) draws one mask per row: repeated rows get "
+        "masks of their own where a weighted row gets one (with dropout=0 and "
+        "block_size=1 the property holds up to float32 rounding, checked in "
+        "tests/test_sample_weight.py)"
     ),
     MSSMClassifier: (
         "the hard-concrete gates draw one noise sample per row of a batch: "
@@ -103,7 +105,9 @@ _SAMPLE_WEIGHT_EXPECTED_FAILURES = {
     GalleryEmbedder: (
         "with batch_size=16, the repeated rows (about 30) make two batches, "
         "so two optimizer steps per epoch, where the 15 weighted rows make "
-        "one: the weights are equivalent in the loss, not in the batches"
+        "one: the weights are equivalent in the loss, not in the batches "
+        "(in one batch the property holds up to float32 rounding, checked in "
+        "tests/test_sample_weight.py)"
     ),
 }
 

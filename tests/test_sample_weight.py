@@ -217,29 +217,40 @@ def test_zero_weight_rows_with_flipped_labels_are_ignored(cls):
 
 
 @pytest.mark.parametrize(
-    "cls",
+    "cls, extra",
     [
-        SharedBottomClassifier,
-        MMoEClassifier,
-        CrossStitchClassifier,
-        PLEClassifier,
-        MultiTaskDNNClassifier,
+        (SharedBottomClassifier, {}),
+        (MMoEClassifier, {}),
+        (CrossStitchClassifier, {}),
+        (PLEClassifier, {}),
+        (MultiTaskDNNClassifier, {}),
+        # without dropout, and blocks of one row (rows of a block see each
+        # other in training), see tests/_harness.py
+        (AutoTaskClassifier, {"dropout": 0.0, "block_size": 1}),
+        # pseudo_uniform (the default) scales the regression task by 1 / the
+        # variance of its labels, which counts a weighted row once
+        (
+            GalleryEmbedder,
+            {"backbone": "small_vgg", "image_size": 8, "loss_weighter": "uniform"},
+        ),
     ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )
-def test_integer_weights_fit_like_repeated_rows_in_one_batch(cls):
+def test_integer_weights_fit_like_repeated_rows_in_one_batch(cls, extra):
     # One batch holds every row, so the only difference between the two
     # fits is the order of the float32 sums (see tests/_harness.py).
-    est = cls(max_epochs=5, batch_size=1024, **FAST)
-    X, y, X_test, _ = make_data(est, n_samples=160)
+    params = dict(max_epochs=5, batch_size=1024, **FAST, **extra)
+    X, y, X_test, _ = make_data(cls(**params), n_samples=160)
     if y.ndim == 1:
         y = y.astype(int)
+    # zero included: rows removed from the repeated data
     repeats = np.random.RandomState(3).randint(0, 4, size=len(X))
-    weighted = cls(max_epochs=5, batch_size=1024, **FAST)
-    weighted.fit(X, y, sample_weight=repeats)
-    repeated = cls(max_epochs=5, batch_size=1024, **FAST)
+    weighted = cls(**params).fit(X, y, sample_weight=repeats)
+    repeated = cls(**params)
     repeated.fit(np.repeat(X, repeats, axis=0), np.repeat(y, repeats, axis=0))
+    out = "transform" if cls is GalleryEmbedder else "predict_proba"
     np.testing.assert_allclose(
-        weighted.predict_proba(X_test), repeated.predict_proba(X_test), atol=1e-4
+        getattr(weighted, out)(X_test), getattr(repeated, out)(X_test), atol=1e-4
     )
 
 
