@@ -13,8 +13,14 @@ from sklearn.preprocessing import StandardScaler
 
 from mtlestimators import (
     AutoTaskClassifier,
+    CrossStitchClassifier,
     GalleryEmbedder,
+    MMoEClassifier,
+    MSSMClassifier,
+    MultiTaskDNNClassifier,
     PerTaskCalibratedClassifier,
+    PLEClassifier,
+    SNRClassifier,
 )
 
 # GalleryEmbedder's defaults (VGG16 at 224x224) are far too slow for the suite:
@@ -61,11 +67,60 @@ _GALLERY_EXPECTED_FAILURES = {
 }
 
 
+# check_sample_weight_equivalence_on_dense_data fits once on rows repeated
+# by integer weights and once on the rows with those weights, and compares the
+# predictions at rtol=1e-7. The weighted loss equals the loss on the repeated
+# rows (tests/test_sample_weight.py checks it exactly, and the predictions of
+# the two fits at 1e-4); where the check still fails, this is why.
+_ROUNDING = (
+    "a weight of 2 and a repeated row give the same loss and gradient only up "
+    "to float32 rounding (the weighted sum and the sum over repeated rows add "
+    "in another order), and after the epochs of Adam the predictions differ "
+    "by about 1e-7, the check's rtol; tests/test_sample_weight.py checks the "
+    "equivalence at 1e-4"
+)
+_SAMPLE_WEIGHT_EXPECTED_FAILURES = {
+    CrossStitchClassifier: _ROUNDING,
+    MMoEClassifier: _ROUNDING,
+    PLEClassifier: _ROUNDING,
+    MultiTaskDNNClassifier: _ROUNDING,
+    AutoTaskClassifier: (
+        "in training the block representation attends across the block_size "
+        "rows of a block, so repeated rows change what each row sees, and "
+        "dropout (0.1 by default) draws one mask per row: repeated rows get "
+        "masks of their own where a weighted row gets one (with dropout=0 and "
+        "block_size=1 the property holds up to float32 rounding, checked in "
+        "tests/test_sample_weight.py)"
+    ),
+    MSSMClassifier: (
+        "the hard-concrete gates draw one noise sample per row of a batch: "
+        "repeated rows get draws of their own where a weighted row gets one, "
+        "so the two fits see different noise"
+    ),
+    SNRClassifier: (
+        "the hard-concrete gates draw one noise sample per row of a batch: "
+        "repeated rows get draws of their own where a weighted row gets one, "
+        "so the two fits see different noise"
+    ),
+    GalleryEmbedder: (
+        "with batch_size=16, the repeated rows (about 30) make two batches, "
+        "so two optimizer steps per epoch, where the 15 weighted rows make "
+        "one: the weights are equivalent in the loss, not in the batches "
+        "(in one batch the property holds up to float32 rounding, checked in "
+        "tests/test_sample_weight.py)"
+    ),
+}
+
+
 def expected_failed_checks(estimator):
     """``expected_failed_checks`` for ``parametrize_with_checks``."""
+    failures = {}
     if isinstance(estimator, GalleryEmbedder):
-        return _GALLERY_EXPECTED_FAILURES
-    return {}
+        failures.update(_GALLERY_EXPECTED_FAILURES)
+    reason = _SAMPLE_WEIGHT_EXPECTED_FAILURES.get(type(estimator))
+    if reason is not None:
+        failures["check_sample_weight_equivalence_on_dense_data"] = reason
+    return failures
 
 
 def make_data(estimator, n_samples=240, seed=0):

@@ -46,6 +46,7 @@ from .params import (
 from .targets import (
     TaskSpec,
 )
+from .weights import counted_targets
 
 _OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -590,7 +591,11 @@ class NetEstimatorBase(BaseEstimator):
         its loss weighter prepared for the targets ``Y``."""
         net = self._build_net(**build, checkpointer=checkpointer)
         net.initialize()
-        call_hook(net.loss_weighter_, "prepare", Y, [s.kind for s in build["specs"]])
+        kinds = [s.kind for s in build["specs"]]
+        # The weighter reads labels only: a weighted target's weight columns
+        # are left out, and a label of weight 0 is as if missing.
+        labels = counted_targets(Y, len(kinds))
+        call_hook(net.loss_weighter_, "prepare", labels, kinds)
         self._check_accelerated_net(net)
         return net
 
@@ -720,7 +725,7 @@ class NetEstimatorBase(BaseEstimator):
                 "new net, or restore those parameters."
             )
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """Validate X and y, build the skorch net (``net_``) and train it.
 
         A call that fails before training leaves an already fitted estimator
@@ -732,6 +737,14 @@ class NetEstimatorBase(BaseEstimator):
             Training inputs, in the form the estimator takes.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets, in the form the estimator takes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the training loss (times the
+            ``class_weight`` of its label in each task): each task's loss is
+            the weighted mean over its labelled rows, so a row of weight 0
+            contributes nothing and an integer weight counts like that many
+            copies of the row. None weighs every row 1. In a ``Pipeline``
+            pass it as ``<step>__sample_weight``; with metadata routing,
+            request it with ``set_fit_request(sample_weight=True)``.
         **fit_params
             Extra arguments the estimator's training accepts; the tabular
             classifiers accept none and raise TypeError.
@@ -743,6 +756,8 @@ class NetEstimatorBase(BaseEstimator):
         validate_params(self)
         saved = {k: v for k, v in vars(self).items() if k.endswith("_")}
         try:
+            if sample_weight is not None:
+                fit_params["sample_weight"] = sample_weight
             return self._fit(X, y, **fit_params)
         except BaseException:
             for key in [k for k in vars(self) if k.endswith("_")]:

@@ -27,6 +27,12 @@ from .targets import (
     task_names_of,
     y_in_task_order,
 )
+from .weights import (
+    check_sample_weight,
+    resolve_class_weight,
+    row_weights,
+    with_weights,
+)
 
 
 class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
@@ -79,9 +85,11 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
     # How validate_data checks X: a finite float matrix.
     _X_check_params = {"dtype": [np.float32, np.float64], "ensure_min_features": 1}
 
-    def _fit_inputs(self, X, X_input=None):
+    def _fit_inputs(self, X, X_input=None, sample_weight=None):
         """Model input for validated training X: ``(inputs, input_spec,
-        fitted_attributes)``; the attributes are stored once training succeeds."""
+        fitted_attributes)``; the attributes are stored once training succeeds.
+        ``sample_weight`` (None or one weight per row of X) is for statistics
+        learned from X (feature scaling), which count a row by its weight."""
         return X.astype(np.float32, copy=False), {"n_features": X.shape[1]}, {}
 
     def _fitted_extras(self, net, inputs) -> dict:
@@ -108,15 +116,28 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
             )
         return Y, specs
 
-    def _fit(self, X_input, y_input, **fit_params):
+    def _fit_weights(self, W, specs, train_specs, inputs):
+        """The (n, len(train_specs)) weights of the training tasks from the
+        (n, K) weights ``W`` of the estimator's own tasks. A subclass whose
+        ``_fit_targets`` trains other tasks than its own (one branch per
+        scenario) overrides it, so every training column keeps its rows'
+        weights."""
+        return W
+
+    def _fit(self, X_input, y_input, sample_weight=None, **fit_params):
         X, y = self._validate_xy(X_input, y_input)
+        sample_weight = check_sample_weight(sample_weight, len(X))
         multi = y.ndim == 2 and y.shape[1] > 1
         y2 = y.reshape(len(y), -1)
         if y2.ndim != 2 or y2.shape[1] == 0:
             raise ValueError(f"y must be 1-D or 2-D (n, n_tasks), got {y.shape}.")
         keep = drop_unlabelled_rows(y2)
         X, y2 = X[keep], y2[keep]
-        inputs, input_spec, fitted_inputs = self._fit_inputs(X, X_input)
+        if sample_weight is not None:
+            sample_weight = sample_weight[keep]
+        inputs, input_spec, fitted_inputs = self._fit_inputs(
+            X, X_input, sample_weight=sample_weight
+        )
         names = task_names_of(y_input, y2.shape[1]) if multi else [_name_of(y_input)]
         specs = resolve_tasks(y2, names)
         for spec in specs:
@@ -136,7 +157,19 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
                         "Fit a multiclass task alone as 1-D y."
                     )
         Y = encode_targets(y2, specs)
+        class_weight = resolve_class_weight(
+            getattr(self, "class_weight", None), specs, Y
+        )
+        # Unweighted (no sample_weight, class_weight=None), the net trains on
+        # the plain (n, K) target, exactly as before weights existed.
+        weighted = sample_weight is not None or any(
+            table is not None and set(table.values()) != {1.0} for table in class_weight
+        )
+        W = row_weights(Y, specs, class_weight, sample_weight) if weighted else None
         Y, train_specs = self._fit_targets(Y, specs, inputs, keep, fit_params)
+        if W is not None:
+            W = self._fit_weights(W, specs, train_specs, inputs)
+        Y = with_weights(Y, W)
         net, config = self._train(inputs, Y, train_specs, input_spec)
         extras = self._fitted_extras(net, inputs)
         vars(self).update(fitted_inputs)
@@ -147,6 +180,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         self.history_ = net.history
         self.n_iter_, self.best_epoch_ = fitted_epochs(net)
         self.task_specs_ = specs
+        self.class_weight_ = class_weight
         self._train_specs_ = train_specs
         self.n_tasks_ = len(specs)
         self.task_names_ = np.asarray(names, dtype=object)

@@ -525,8 +525,12 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         Task ids seen in fit (codes 1..N in that order).
     n_tasks_ : int
     classes_ : ndarray
+    class_weight_ : list of one dict
+        The weight of each class label, ``{label: weight}``, resolved from
+        ``class_weight`` at fit (all 1.0 when it is None).
     feature_mean_, feature_scale_ : ndarray
-        Standardization of the feature columns (zeros/ones when off).
+        Standardization of the feature columns (zeros/ones when off; with
+        ``sample_weight``, weighted, leaving out rows of weight 0).
     text_tokenizer_ : str
         With ``text_columns``: the fitted tokenizer as the JSON text of a
         Hugging Face ``tokenizers.Tokenizer`` (``Tokenizer.from_str`` loads
@@ -719,7 +723,7 @@ class AutoTaskClassifier(ScenarioClassifierBase):
             ),
         }
 
-    def fit(self, X, y, soft_target=None):
+    def fit(self, X, y, soft_target=None, sample_weight=None):
         """Fit on X (features plus the task column) and labels y.
 
         Parameters
@@ -732,9 +736,19 @@ class AutoTaskClassifier(ScenarioClassifierBase):
             loss is binary cross-entropy against them instead of the hard
             labels (knowledge distillation). NaN falls back to the row's label.
             With ``Pipeline`` pass it as ``<step>__soft_target``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the training loss (times the
+            ``class_weight`` of its hard label): the loss is the weighted mean
+            over the rows, so a row of weight 0 contributes nothing and an
+            integer weight counts like that many copies of the row. With
+            ``Pipeline`` pass it as ``<step>__sample_weight``.
+
+        Returns
+        -------
+        self
         """
         if soft_target is None:
-            return super().fit(X, y)
+            return super().fit(X, y, sample_weight=sample_weight)
         shape = np.shape(soft_target)
         if (
             len(shape) not in (1, 2)
@@ -745,7 +759,7 @@ class AutoTaskClassifier(ScenarioClassifierBase):
                 "soft_target must have shape (n_samples,) or (n_samples, 2) "
                 f"matching X ({_num_samples(X)} rows), got {shape}."
             )
-        return super().fit(X, y, soft_target=soft_target)
+        return super().fit(X, y, sample_weight=sample_weight, soft_target=soft_target)
 
     def _fit_targets(self, Y, specs, inputs, keep, fit_params):
         soft = fit_params.pop("soft_target", None)

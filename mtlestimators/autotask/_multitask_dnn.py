@@ -122,7 +122,8 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
 
     Attributes
     ----------
-    tasks_, n_tasks_, classes_, feature_mean_, feature_scale_, net_, history_
+    tasks_, n_tasks_, classes_, class_weight_, feature_mean_, feature_scale_,
+    net_, history_
         As for :class:`~mtlestimators.AutoTaskClassifier`.
 
     Examples
@@ -229,6 +230,13 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
             TaskSpec("general_branch", spec.kind, spec.classes),
         ]
         return np.column_stack([own, label]), train_specs
+
+    def _fit_weights(self, W, specs, train_specs, inputs):
+        # Both branches train on the row's one label: each gets its weight
+        # (the task branch none on the rows of unseen tasks, which it skips).
+        seen = inputs["task"] != UNSEEN_TASK
+        own = np.where(seen, W[:, 0], 0.0).astype(np.float32)
+        return np.column_stack([own, W[:, 0]])
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, n_classes) from the branch ``branch`` selects.

@@ -22,6 +22,7 @@ from .._core.base import check_fitted_X
 from .._core.classifier import MultiTaskClassifierBase
 from .._core.params import Boolean, Integer
 from .._core.targets import mixes_label_types
+from .._core.weights import weighted_mean_std
 
 UNSEEN_TASK = 0  # code of a task id not seen in fit (the paper's "id 0")
 
@@ -357,7 +358,7 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             np.float32
         )
 
-    def _fit_inputs(self, X, X_input=None):
+    def _fit_inputs(self, X, X_input=None, sample_weight=None):
         if _is_dense_frame(X_input):
             # As at predict: the frame's own values, so integer task ids stay
             # integers (validate_data would give a mixed frame one dtype).
@@ -396,8 +397,15 @@ class ScenarioClassifierBase(MultiTaskClassifierBase):
             message = _task_column_warning(ids, column)
             if message is not None:
                 warnings.warn(message, UserWarning, stacklevel=5)
-            tasks = task_vocabulary(ids)
-            if self.standardize:
+            # A row of weight 0 is as if it were absent: its task id alone
+            # does not make a task (it takes the unseen-task path).
+            counted = ids if sample_weight is None else ids[sample_weight > 0]
+            tasks = task_vocabulary(counted)
+            if self.standardize and sample_weight is not None:
+                # As if each row were repeated its weight times.
+                mean, scale = weighted_mean_std(features, sample_weight)
+                scale[~(scale > 1e-12)] = 1.0
+            elif self.standardize:
                 mean = features.mean(axis=0)
                 scale = features.std(axis=0)
                 scale[~(scale > 1e-12)] = 1.0

@@ -38,6 +38,13 @@ from .._core.targets import (
     task_names_of,
     y_in_task_order,
 )
+from .._core.weights import (
+    check_sample_weight,
+    resolve_class_weight,
+    row_weights,
+    weight_columns,
+    with_weights,
+)
 from ._backbone import build_encoder
 from ._data import (
     GalleryDataset,
@@ -101,12 +108,20 @@ class GalleryModule(nn.Module):
 
     def prepare(self, y: np.ndarray) -> None:
         """Start each regression head at its task's mean label, so the first
-        epochs are not spent learning the offset of the target."""
+        epochs are not spent learning the offset of the target; with weight
+        columns (a (n, 2K) target), the weighted mean."""
+        n_tasks = len(self.task_kinds)
+        weights = weight_columns(y, n_tasks)
         with torch.no_grad():
             for k, kind in enumerate(self.task_kinds):
-                values = y[:, k][~np.isnan(y[:, k])]
-                if kind == "regression" and values.size:
-                    self.heads[k][-1].bias.fill_(float(values.mean()))
+                labelled = ~np.isnan(y[:, k])
+                if weights is not None:
+                    labelled &= weights[:, k] > 0
+                if kind != "regression" or not labelled.any():
+                    continue
+                w = None if weights is None else weights[labelled, k]
+                mean = np.average(y[labelled, k], weights=w)
+                self.heads[k][-1].bias.fill_(float(mean))
         self.prepared = True
 
 
@@ -462,7 +477,7 @@ class GalleryEmbedder(
             names = [_name_of(y)]
         return y_array.reshape(len(y_array), -1), names
 
-    def fit(self, X, y=None, **fit_params):
+    def fit(self, X, y=None, sample_weight=None, **fit_params):
         """Train the encoder and task heads on galleries X and task table y.
 
         A call that fails leaves a fitted model as it was.
@@ -477,6 +492,12 @@ class GalleryEmbedder(
         y : array-like of shape (n_galleries, n_tasks) or (n_galleries,)
             One column per task (1-D for one task), NaN for a missing label;
             required (None raises ValueError).
+        sample_weight : array-like of shape (n_galleries,), default=None
+            Non-negative weight of each gallery in the training loss: each
+            task's loss is the weighted mean over its labelled galleries, so a
+            gallery of weight 0 contributes nothing and an integer weight
+            counts like that many copies. None weighs every gallery 1. In a
+            ``Pipeline`` pass it as ``<step>__sample_weight``.
         **fit_params
             Not accepted: any raises TypeError.
 
@@ -484,9 +505,9 @@ class GalleryEmbedder(
         -------
         self
         """
-        return super().fit(X, y, **fit_params)
+        return super().fit(X, y, sample_weight=sample_weight, **fit_params)
 
-    def _fit(self, X, y, **fit_params):
+    def _fit(self, X, y, sample_weight=None, **fit_params):
         if fit_params:
             raise TypeError(
                 f"GalleryEmbedder.fit got unexpected arguments {sorted(fit_params)}."
@@ -495,10 +516,15 @@ class GalleryEmbedder(
         y2, names = self._check_targets(y, len(galleries))
         if y2.shape[1] == 0:
             raise ValueError("y has no columns; give at least one task.")
+        sample_weight = check_sample_weight(sample_weight, len(galleries))
         keep = drop_unlabelled_rows(y2)
         galleries, y2 = [galleries[i] for i in keep], y2[keep]
         specs = resolve_tasks(y2, names, self.tasks)
         Y = encode_targets(y2, specs)
+        if sample_weight is not None:
+            # No class weights here: every class of a task weighs 1.
+            ones = resolve_class_weight(None, specs, Y)
+            Y = with_weights(Y, row_weights(Y, specs, ones, sample_weight[keep]))
         dataset = GalleryDataset(galleries, self.image_size)
         net, config = self._train(dataset, Y, specs, {})
 

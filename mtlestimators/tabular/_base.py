@@ -43,7 +43,7 @@ class FieldClassifierBase(MultiTaskClassifierBase):
         "dropout": [Real(0, 1, closed="left")],
     }
 
-    def _fit_inputs(self, X, X_input=None):
+    def _fit_inputs(self, X, X_input=None, sample_weight=None):
         names = getattr(self, "feature_names_in_", None)
         mask = categorical_mask(self.categorical_features, X_input, X.shape[1], names)
         if names is None:
@@ -54,7 +54,9 @@ class FieldClassifierBase(MultiTaskClassifierBase):
             # attach the trained embeddings to other categories.
             encoder = self.field_encoder_
         else:
-            encoder = FieldEncoder.fit(X, mask, [str(n) for n in names])
+            encoder = FieldEncoder.fit(
+                X, mask, [str(n) for n in names], sample_weight=sample_weight
+            )
         spec = {
             "cardinalities": encoder.cardinalities,
             "n_numeric": int((~mask).sum()),

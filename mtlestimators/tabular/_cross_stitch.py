@@ -81,7 +81,7 @@ class CrossStitchClassifier(FieldClassifierBase):
 
     Attributes
     ----------
-    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
+    net_, history_, classes_, class_weight_, n_tasks_, task_names_, task_specs_,
     is_categorical_, field_encoder_, n_features_in_, feature_names_in_
         As in :class:`~mtlestimators.MMoEClassifier`.
     """

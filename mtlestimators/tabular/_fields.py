@@ -19,6 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._core.weights import weighted_mean_std
+
 UNSEEN, MISSING, FIRST_CATEGORY = 0, 1, 2
 
 
@@ -109,10 +111,16 @@ class FieldEncoder:
     names: list
 
     @classmethod
-    def fit(cls, X: np.ndarray, categorical: np.ndarray, names) -> FieldEncoder:
+    def fit(
+        cls, X: np.ndarray, categorical: np.ndarray, names, sample_weight=None
+    ) -> FieldEncoder:
+        """Learn the categories and the numeric standardization from X; with
+        ``sample_weight``, rows of weight 0 are left out and the means and
+        scales are weighted, as if each row were repeated its weight times."""
+        counted = None if sample_weight is None else sample_weight > 0
         vocabularies = []
         for j in np.flatnonzero(categorical):
-            column = X[:, j]
+            column = X[:, j] if counted is None else X[counted, j]
             present = column[~pd.isna(column)]
             # Sorted, so that codes do not depend on the order of the rows.
             unique = sorted(
@@ -120,8 +128,11 @@ class FieldEncoder:
             )
             vocabularies.append(np.asarray(unique, dtype=object))
         numeric = _numeric_block(X, categorical, names)
-        means = numeric.mean(axis=0) if len(numeric) else np.zeros(numeric.shape[1])
-        scales = numeric.std(axis=0) if len(numeric) else np.ones(numeric.shape[1])
+        if sample_weight is not None and len(numeric):
+            means, scales = weighted_mean_std(numeric, sample_weight)
+        else:
+            means = numeric.mean(axis=0) if len(numeric) else np.zeros(numeric.shape[1])
+            scales = numeric.std(axis=0) if len(numeric) else np.ones(numeric.shape[1])
         scales = np.where(scales > 0, scales, 1.0)
         return cls(categorical, vocabularies, means, scales, list(names))
 

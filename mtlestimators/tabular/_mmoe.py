@@ -102,7 +102,7 @@ class MMoEClassifier(FieldClassifierBase):
 
     Attributes
     ----------
-    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
+    net_, history_, classes_, class_weight_, n_tasks_, task_names_, task_specs_,
     n_features_in_, feature_names_in_
         As in :class:`~mtlestimators.SharedBottomClassifier`.
     is_categorical_ : ndarray of bool

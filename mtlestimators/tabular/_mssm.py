@@ -62,7 +62,7 @@ class MSSMClassifier(_SparseRoutingClassifier):
         sub-network. The paper's Figure 3a. Absent when ``field_masks=False``.
     connection_sparsity_ : float
         Share of gate cells exactly 0 at eval (the paper's Figure 3b).
-    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
+    net_, history_, classes_, class_weight_, n_tasks_, task_names_, task_specs_,
     is_categorical_, field_encoder_, n_features_in_, feature_names_in_
         As in :class:`~mtlestimators.MMoEClassifier`.
     """

@@ -143,6 +143,9 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
     history_ : skorch.History
         Per-epoch training history.
     classes_ : ndarray, or list of ndarray for K > 1 tasks
+    class_weight_ : list of dict
+        Each task's weight per class label, ``{label: weight}``, resolved
+        from ``class_weight`` at fit (all 1.0 when it is None).
     n_tasks_ : int
     task_specs_ : list of TaskSpec
         Name, kind and classes of each task.

@@ -42,7 +42,7 @@ class SNRClassifier(_SparseRoutingClassifier):
     connection_sparsity_ : float
         Share of the coding variables exactly 0 at eval, averaged over the
         training rows.
-    net_, history_, classes_, n_tasks_, task_names_, task_specs_,
+    net_, history_, classes_, class_weight_, n_tasks_, task_names_, task_specs_,
     is_categorical_, field_encoder_, n_features_in_, feature_names_in_
         As in :class:`~mtlestimators.MMoEClassifier`.
     """
