@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from skorch.callbacks import EarlyStopping
 from skorch.utils import to_tensor
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Subset
 
 # "auto" turns early stopping on above this many labelled rows.
@@ -189,11 +190,29 @@ class TaskMeanEarlyStopping(EarlyStopping):
         net.history.record(MONITOR, value)
         improved = value < self.dynamic_threshold_
         net.history.record(MONITOR + "_best", bool(improved))
-        super().on_epoch_end(net, **kwargs)
+        try:
+            super().on_epoch_end(net, **kwargs)
+        finally:
+            if improved and isinstance(net.module_, DistributedDataParallel):
+                # Kept as the bare module's weights: accelerate unwraps the
+                # module when training ends, before they are restored.
+                self.best_model_weights_ = {
+                    k.removeprefix("module."): v
+                    for k, v in self.best_model_weights_.items()
+                }
 
     def on_train_end(self, net, **kwargs):
-        if self.active:
-            super().on_train_end(net, **kwargs)
+        if not self.active or self.best_model_weights_ is None:
+            return
+        if self.best_epoch_ != net.history[-1, "epoch"]:
+            module = net.module_
+            if isinstance(module, DistributedDataParallel):
+                module = module.module
+            module.load_state_dict(self.best_model_weights_)
+            self._sink(
+                f"Restoring best model from epoch {self.best_epoch_}.",
+                verbose=net.verbose,
+            )
 
 
 def early_stopping_callback(estimator) -> TaskMeanEarlyStopping:
