@@ -112,6 +112,8 @@ class FieldClassifierBase(MultiTaskClassifierBase):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.categorical = True
+        # NaN in a numeric field is a missing value (its own embedding).
+        tags.input_tags.allow_nan = True
         return tags
 
 

@@ -51,6 +51,11 @@ class SingleTaskMLPModule(nn.Module):
             TaskTower(width_in, hidden_units, d, dropout) for d in output_dims
         )
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """None: gradient-level loss weighters then leave every parameter to
+        the plain gradient of its own task (there is nothing to reconcile)."""
+        return []
+
     def forward(self, categorical, numeric) -> tuple[torch.Tensor, ...]:
         return tuple(
             network(fields(categorical, numeric).flatten(1))
