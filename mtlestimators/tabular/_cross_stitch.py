@@ -107,7 +107,7 @@ class CrossStitchClassifier(FieldClassifierBase):
         numeric_embedding: str = "linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
-        numeric_frequency_scale: float = 0.01,
+        numeric_frequency_scale: float = 0.1,
         hidden_units: Sequence[int] = (32,),
         tower_units: Sequence[int] = (32, 16),
         dropout: float = 0.0,

@@ -85,7 +85,7 @@ class MSSMClassifier(_SparseRoutingClassifier):
         numeric_embedding: str = "linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
-        numeric_frequency_scale: float = 0.01,
+        numeric_frequency_scale: float = 0.1,
         n_shared: int = 1,
         subnet_units: Sequence[int] = (32,),
         tower_units: Sequence[int] = (32, 16),

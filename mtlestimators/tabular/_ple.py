@@ -194,7 +194,7 @@ class PLEClassifier(FieldClassifierBase):
         numeric_embedding: str = "linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
-        numeric_frequency_scale: float = 0.01,
+        numeric_frequency_scale: float = 0.1,
         n_levels: int = 2,
         n_specific_experts: int = 1,
         n_shared_experts: int = 1,

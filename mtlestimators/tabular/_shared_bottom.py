@@ -213,7 +213,7 @@ class SharedBottomClassifier(FieldClassifierBase):
         numeric_embedding: str = "linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
-        numeric_frequency_scale: float = 0.01,
+        numeric_frequency_scale: float = 0.1,
         bottom_units: Sequence[int] = (128, 64),
         tower_units: Sequence[int] = (32,),
         dropout: float = 0.0,

@@ -119,7 +119,7 @@ class SingleTaskMLPClassifier(FieldClassifierBase):
         numeric_embedding: str = "linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
-        numeric_frequency_scale: float = 0.01,
+        numeric_frequency_scale: float = 0.1,
         hidden_units: Sequence[int] = (128, 64),
         dropout: float = 0.0,
         loss_weighter="uniform",

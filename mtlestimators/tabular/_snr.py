@@ -65,7 +65,7 @@ class SNRClassifier(_SparseRoutingClassifier):
         numeric_embedding: str = "linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
-        numeric_frequency_scale: float = 0.01,
+        numeric_frequency_scale: float = 0.1,
         n_subnetworks: int = 3,
         subnet_units: Sequence[int] = (32,),
         tower_units: Sequence[int] = (32, 16),
