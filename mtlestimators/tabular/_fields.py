@@ -7,8 +7,8 @@ Rubachev & Babenko (NeurIPS 2022, "On Embeddings for Numerical Features in
 Tabular Deep Learning"): the linear projection ``e_i = x_i v_i + b_i``,
 piecewise-linear encoding on quantile bins followed by a per-field linear map
 ("Q-L"), or periodic features followed by a linear map and ReLU shared by
-the fields ("PLR", its "lite" variant). A missing numeric value (NaN) gets a learned vector of its own field.
-All fields embed to ``embedding_dim``.
+the fields ("PLR", its "lite" variant). A missing numeric value (NaN) gets a
+learned vector of its own field. All fields embed to ``embedding_dim``.
 
 The scikit-learn side (:class:`FieldEncoder`) turns a validated X into integer
 codes and standardized numbers; the torch side (:class:`FieldEmbedding`) turns

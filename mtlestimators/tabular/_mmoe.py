@@ -98,9 +98,10 @@ class MMoEClassifier(FieldClassifierBase):
         ``numeric_bins`` quantile bins of the training values, then a per-field
         linear map (the paper's Q-L); ``"periodic"``, ``numeric_frequencies``
         trainable frequencies per field, ``sin``/``cos``, then a linear map and
-        ReLU shared by the fields (the paper's PLR in its "lite" form). The encodings come from the authors'
-        ``rtdl_num_embeddings``. Each gives one vector per field, so FSCM field
-        masks act per field with any of them.
+        ReLU shared by the fields (the paper's PLR in its "lite" form). The
+        encodings come from the authors' ``rtdl_num_embeddings``. Each gives
+        one vector per field, so FSCM field masks act per field with any of
+        them.
     numeric_bins : int, default=48
         Most bins per numeric field for ``"piecewise_linear"`` (the paper's
         typical setting); quantiles that coincide are merged, so a column
