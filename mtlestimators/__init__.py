@@ -23,6 +23,7 @@ from .tabular import (
     MSSMClassifier,
     PLEClassifier,
     SharedBottomClassifier,
+    SingleTaskMLPClassifier,
     SNRClassifier,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "PerTaskCalibratedClassifier",
     "SNRClassifier",
     "SharedBottomClassifier",
+    "SingleTaskMLPClassifier",
     "TrainingDivergedError",
     "export_onnx",
     "export_torch",

@@ -26,10 +26,10 @@ Graph inputs -> output (the user guide, ``docs/export.md``, has the details):
 - AutoTask, MultiTaskDNN: ``features`` float64 (n, d - 1), the raw feature
   columns, and ``task`` int64 (n,), the task codes -> ``proba`` float64
   (n, n_classes).
-- MSSM, SNR, MMoE, PLE, CrossStitch: ``categorical`` int64 (n, n_cat) codes
-  and ``numeric`` float64 (n, n_num) raw values -> ``proba``: (n, K) for K > 1
-  tasks, (n, n_classes) for one task.
-- SharedBottom: ``X`` float64 (n, d) -> ``proba``.
+- MSSM, SNR, MMoE, PLE, CrossStitch, SharedBottom, SingleTaskMLP:
+  ``categorical`` int64 (n, n_cat) codes and ``numeric`` float64 (n, n_num)
+  raw values (NaN for a missing value) -> ``proba``: (n, K) for K > 1 tasks,
+  (n, n_classes) for one task.
 - GalleryEmbedder, ``gallery_graph="images"``: ``images`` float32
   (N, 3, S, S), resized and normalized, the images of B galleries packed one
   gallery after the other, and ``lengths`` int64 (B,), each gallery's number

@@ -23,6 +23,7 @@ EXPORTED = {
     "PLEClassifier",
     "SNRClassifier",
     "SharedBottomClassifier",
+    "SingleTaskMLPClassifier",
 }
 
 

@@ -77,10 +77,16 @@ def test_codes_reserve_unseen_and_missing_slots():
     assert numeric.mean() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_nan_in_a_numeric_field_names_the_field():
-    X = np.array([["a", 1.0], ["b", np.nan]], dtype=object)
-    with pytest.raises(ValueError, match="NaN or infinity in numeric field 'n'"):
+def test_infinity_in_a_numeric_field_names_the_field():
+    # NaN is a missing value (its own embedding), infinity an error.
+    X = np.array([["a", 1.0], ["b", np.inf]], dtype=object)
+    with pytest.raises(ValueError, match="infinity in numeric field 'n'"):
         FieldEncoder.fit(X, np.array([True, False]), ["c", "n"])
+    X = np.array([["a", 1.0], ["b", np.nan], ["a", 3.0]], dtype=object)
+    encoder = FieldEncoder.fit(X, np.array([True, False]), ["c", "n"])
+    assert encoder.means[0] == pytest.approx(2.0)
+    numeric = encoder.transform(X)["numeric"][:, 0]
+    assert np.isnan(numeric[1]) and numeric[0] == pytest.approx(-1.0)
 
 
 def test_embedding_keeps_column_order():
@@ -101,9 +107,12 @@ def test_estimator_takes_mixed_frames_and_unseen_categories_at_predict():
     new["city"] = ["never", "seen", "before"]
     assert clf.predict_proba(new).shape == (3, 2)
     bad = frame.copy()
-    bad.loc[0, "size"] = np.nan
+    bad.loc[0, "size"] = np.inf
     with pytest.raises(ValueError, match="numeric field 'size'"):
         clf.predict_proba(bad)
+    missing = frame.head(3).copy()
+    missing.loc[0, "size"] = np.nan  # a missing value, not an error
+    assert np.isfinite(clf.predict_proba(missing)).all()
 
 
 def test_unseen_and_missing_slots_start_neutral_and_unseen_stays_untouched():

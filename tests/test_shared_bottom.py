@@ -324,7 +324,8 @@ def test_warm_start_continuations_do_not_replay_the_same_shuffle():
 
         def on_batch_begin(self, net, batch=None, training=None, **kwargs):
             if training and len(self.seen) < len(net.history):
-                self.seen.append(batch[0][0].clone())
+                X = batch[0]  # the field inputs: a dict of tensors
+                self.seen.append(X["numeric"][0].clone())
 
     X, Y = _two_tasks()
     recorder = FirstBatch()

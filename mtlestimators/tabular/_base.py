@@ -11,7 +11,7 @@ import pandas as pd
 from .._core.base import check_fitted_X
 from .._core.classifier import MultiTaskClassifierBase
 from .._core.params import InstanceOf, Integer, Options, Plugin, Real, Units
-from ._fields import UNSEEN, FieldEncoder, categorical_mask
+from ._fields import NUMERIC_EMBEDDINGS, UNSEEN, FieldEncoder, categorical_mask
 
 
 class FieldClassifierBase(MultiTaskClassifierBase):
@@ -20,8 +20,11 @@ class FieldClassifierBase(MultiTaskClassifierBase):
     Subclasses store ``categorical_features`` and ``embedding_dim`` and build a
     module whose ``forward(categorical, numeric)`` starts with a
     :class:`~mtlestimators.tabular._fields.FieldEmbedding`. Numeric fields are
-    z-scored with the training mean and standard deviation; NaN in a numeric
-    field is an error, NaN in a categorical field is its own category.
+    z-scored with the mean and standard deviation of their non-missing
+    training values, then embedded as ``numeric_embedding`` says. NaN (or
+    None, ``pd.NA``) in a numeric field is a missing value with a learned
+    embedding of its own per field; infinity is an error. NaN in a
+    categorical field is its own category.
     """
 
     _X_check_params = {"dtype": None, "ensure_all_finite": False}
@@ -38,6 +41,10 @@ class FieldClassifierBase(MultiTaskClassifierBase):
             ),
         ],
         "embedding_dim": [Integer(1)],
+        "numeric_embedding": [Options(list(NUMERIC_EMBEDDINGS))],
+        "numeric_bins": [Integer(2)],
+        "numeric_frequencies": [Integer(1)],
+        "numeric_frequency_scale": [Real(0, None, closed="neither")],
         "tower_units": [Units()],
         "gate": [Plugin("gate")],
         "dropout": [Real(0, 1, closed="left")],
@@ -48,19 +55,28 @@ class FieldClassifierBase(MultiTaskClassifierBase):
         mask = categorical_mask(self.categorical_features, X_input, X.shape[1], names)
         if names is None:
             names = [f"x{j}" for j in range(X.shape[1])]
+        kind = getattr(self, "numeric_embedding", "linear")
+        n_bins = int(self.numeric_bins) if kind == "piecewise_linear" else None
         resume = self.warm_start and hasattr(self, "field_encoder_")
-        if resume and np.array_equal(mask, self.field_encoder_.categorical):
-            # Continue with the fitted codes and scaling: refitting them would
-            # attach the trained embeddings to other categories.
+        if (
+            resume
+            and np.array_equal(mask, self.field_encoder_.categorical)
+            and getattr(self.field_encoder_, "n_bins", None) == n_bins
+        ):
+            # Continue with the fitted codes, scaling and bins: refitting them
+            # would attach the trained embeddings to other categories and
+            # values. (Other bins make other module arguments, which the
+            # warm-start check then refuses.)
             encoder = self.field_encoder_
         else:
             encoder = FieldEncoder.fit(
-                X, mask, [str(n) for n in names], sample_weight=sample_weight
+                X, mask, [str(n) for n in names], n_bins, sample_weight=sample_weight
             )
         spec = {
             "cardinalities": encoder.cardinalities,
             "n_numeric": int((~mask).sum()),
             "field_order": encoder.field_order,
+            **numeric_embedding_spec(self, encoder),
         }
         fitted = {"field_encoder_": encoder, "is_categorical_": mask.copy()}
         inputs = encoder.transform(X)
@@ -98,6 +114,8 @@ class FieldClassifierBase(MultiTaskClassifierBase):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.categorical = True
+        # NaN in a numeric field is a missing value (its own embedding).
+        tags.input_tags.allow_nan = True
         return tags
 
 
@@ -125,6 +143,23 @@ def _warn_new_categories(encoder, X, codes) -> None:
         UserWarning,
         stacklevel=5,
     )
+
+
+def numeric_embedding_spec(estimator, encoder) -> dict:
+    """The module arguments of the numeric encoding (see ``FieldEmbedding``):
+    plain numbers (the fitted bins as tuples of floats), so that the module
+    can be re-created from them and ``warm_start`` compares them exactly."""
+    kind = getattr(estimator, "numeric_embedding", "linear")
+    if kind == "piecewise_linear":
+        options = {"bins": encoder.bins}
+    elif kind == "periodic":
+        options = {
+            "n_frequencies": int(estimator.numeric_frequencies),
+            "frequency_scale": float(estimator.numeric_frequency_scale),
+        }
+    else:
+        options = {}
+    return {"numeric_embedding": kind, "numeric_options": options}
 
 
 def field_input_width(field_order, embedding_dim) -> int:

@@ -30,10 +30,17 @@ class CrossStitchModule(nn.Module):
         hidden_units=(32,),
         tower_units=(32, 16),
         dropout=0.0,
+        numeric_embedding: str = "linear",
+        numeric_options: dict | None = None,
     ):
         super().__init__()
         self.fields = FieldEmbedding(
-            cardinalities, n_numeric, embedding_dim, field_order
+            cardinalities,
+            n_numeric,
+            embedding_dim,
+            field_order,
+            numeric_embedding,
+            numeric_options,
         )
         n_tasks = len(output_dims)
         width = field_input_width(field_order, embedding_dim)
@@ -73,6 +80,8 @@ class CrossStitchClassifier(FieldClassifierBase):
         Layers of each task's column, each followed by a cross-stitch unit.
     categorical_features, embedding_dim, tower_units, dropout
         As in :class:`~mtlestimators.MMoEClassifier`.
+    numeric_embedding, numeric_bins, numeric_frequencies, numeric_frequency_scale
+        As in :class:`~mtlestimators.MMoEClassifier`.
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
     warm_start, verbose, device, random_state, train_split, checkpoint_dir,
     autocast, accelerator, early_stopping, validation_fraction,
@@ -95,6 +104,10 @@ class CrossStitchClassifier(FieldClassifierBase):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
+        numeric_embedding: str = "linear",
+        numeric_bins: int = 48,
+        numeric_frequencies: int = 48,
+        numeric_frequency_scale: float = 0.1,
         hidden_units: Sequence[int] = (32,),
         tower_units: Sequence[int] = (32, 16),
         dropout: float = 0.0,
@@ -121,6 +134,10 @@ class CrossStitchClassifier(FieldClassifierBase):
     ):
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
+        self.numeric_embedding = numeric_embedding
+        self.numeric_bins = numeric_bins
+        self.numeric_frequencies = numeric_frequencies
+        self.numeric_frequency_scale = numeric_frequency_scale
         self.hidden_units = hidden_units
         self.tower_units = tower_units
         self.dropout = dropout

@@ -1,9 +1,9 @@
 """Export adapters of the tabular family (see :mod:`mtlestimators._core.export`).
 
-The field models (MSSM, SNR, MMoE, PLE, CrossStitch: every
-``FieldClassifierBase``) take ``categorical`` int64 codes and ``numeric``
-float64 raw values, either left out when the model has no such field;
-SharedBottom takes the float matrix ``X``. Both return ``proba``.
+The field models (MSSM, SNR, MMoE, PLE, CrossStitch, SharedBottom,
+SingleTaskMLP: every ``FieldClassifierBase``) take ``categorical`` int64
+codes and ``numeric`` float64 raw values (NaN for a missing value), either
+left out when the model has no such field, and return ``proba``.
 """
 
 from __future__ import annotations
@@ -65,21 +65,6 @@ class _NumericGraph(_FieldGraph):
         return self.run(None, numeric)
 
 
-class _MatrixGraph(nn.Module):
-    """X -> predict_proba of a float-matrix model (SharedBottom)."""
-
-    def __init__(self, estimator):
-        super().__init__()
-        self.module = eval_copy(estimator.net_.module_)
-        self.multi = estimator._multi()
-
-    def forward(self, X):
-        outputs = self.module(X.to(torch.float32))
-        if isinstance(outputs, torch.Tensor):
-            outputs = (outputs,)
-        return graph_probabilities(outputs, self.multi)
-
-
 class FieldExportAdapter(ClassifierExportAdapter):
     """A field model: inputs ``categorical`` and/or ``numeric``; the metadata
     adds the categorical columns and their vocabularies (code 2 + i for
@@ -126,16 +111,3 @@ class FieldExportAdapter(ClassifierExportAdapter):
         if (~encoder.categorical).any():
             inputs["numeric"] = _numeric_block(X, encoder.categorical, encoder.names)
         return inputs
-
-
-class MatrixExportAdapter(ClassifierExportAdapter):
-    """A float-matrix model (SharedBottom): input ``X`` float64 (n, d)."""
-
-    def graph(self, gallery_graph: str):
-        d = self.estimator.n_features_in_
-        example = (torch.zeros(EXAMPLE_BATCH, d, dtype=torch.float64),)
-        return _MatrixGraph(self.estimator), example, ["X"], "proba", "batch"
-
-    def prepare_inputs(self, X) -> dict[str, np.ndarray]:
-        X = check_fitted_X(self.estimator, X, dtype=[np.float64, np.float32])
-        return {"X": X.astype(np.float64, copy=False)}

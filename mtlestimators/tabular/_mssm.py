@@ -27,6 +27,8 @@ class MSSMClassifier(_SparseRoutingClassifier):
     categorical_features : "from_dtype", None, mask, indices or names
         Which columns are categorical, as in HistGradientBoostingClassifier.
     embedding_dim : int, default=8
+    numeric_embedding, numeric_bins, numeric_frequencies, numeric_frequency_scale
+        As in :class:`~mtlestimators.MMoEClassifier`.
     n_shared : int, default=1
         Shared lower sub-networks (the paper: 3 sub-networks for 2 tasks,
         i.e. 2 specific + 1 shared).
@@ -80,6 +82,10 @@ class MSSMClassifier(_SparseRoutingClassifier):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
+        numeric_embedding: str = "linear",
+        numeric_bins: int = 48,
+        numeric_frequencies: int = 48,
+        numeric_frequency_scale: float = 0.1,
         n_shared: int = 1,
         subnet_units: Sequence[int] = (32,),
         tower_units: Sequence[int] = (32, 16),
@@ -112,6 +118,10 @@ class MSSMClassifier(_SparseRoutingClassifier):
     ):
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
+        self.numeric_embedding = numeric_embedding
+        self.numeric_bins = numeric_bins
+        self.numeric_frequencies = numeric_frequencies
+        self.numeric_frequency_scale = numeric_frequency_scale
         self.n_shared = n_shared
         self.subnet_units = subnet_units
         self.tower_units = tower_units

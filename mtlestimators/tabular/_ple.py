@@ -97,10 +97,17 @@ class PLEModule(nn.Module):
         gate_params=None,
         l0_penalty=0.0,
         dropout=0.0,
+        numeric_embedding: str = "linear",
+        numeric_options: dict | None = None,
     ):
         super().__init__()
         self.fields = FieldEmbedding(
-            cardinalities, n_numeric, embedding_dim, field_order
+            cardinalities,
+            n_numeric,
+            embedding_dim,
+            field_order,
+            numeric_embedding,
+            numeric_options,
         )
         width = field_input_width(field_order, embedding_dim)
         n_tasks = len(output_dims)
@@ -157,6 +164,8 @@ class PLEClassifier(FieldClassifierBase):
     expert_units : tuple of int, default=(32,)
     categorical_features, embedding_dim, tower_units, gate, l0_penalty, dropout
         As in :class:`~mtlestimators.MMoEClassifier`.
+    numeric_embedding, numeric_bins, numeric_frequencies, numeric_frequency_scale
+        As in :class:`~mtlestimators.MMoEClassifier`.
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
     warm_start, verbose, device, random_state, train_split, checkpoint_dir,
     autocast, accelerator, early_stopping, validation_fraction,
@@ -182,6 +191,10 @@ class PLEClassifier(FieldClassifierBase):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
+        numeric_embedding: str = "linear",
+        numeric_bins: int = 48,
+        numeric_frequencies: int = 48,
+        numeric_frequency_scale: float = 0.1,
         n_levels: int = 2,
         n_specific_experts: int = 1,
         n_shared_experts: int = 1,
@@ -213,6 +226,10 @@ class PLEClassifier(FieldClassifierBase):
     ):
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
+        self.numeric_embedding = numeric_embedding
+        self.numeric_bins = numeric_bins
+        self.numeric_frequencies = numeric_frequencies
+        self.numeric_frequency_scale = numeric_frequency_scale
         self.n_levels = n_levels
         self.n_specific_experts = n_specific_experts
         self.n_shared_experts = n_shared_experts

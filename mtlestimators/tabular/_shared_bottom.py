@@ -1,5 +1,6 @@
 """Shared-bottom multi-task network (Caruana 1997; the "Shared-Bottom"
-baseline of MSSM's Table 1 and of MMoE, Ma et al. KDD 2018, figure 1a)."""
+baseline of MSSM's Table 1 and of MMoE, Ma et al. KDD 2018, figure 1a), over
+the field embeddings of the tabular family."""
 
 from __future__ import annotations
 
@@ -10,39 +11,63 @@ from torch import nn
 
 from .._core.classifier import MultiTaskClassifierBase
 from .._core.layers import TaskTower, mlp, out_width
-from .._core.params import Real, Units
+from .._core.params import Units
+from ._base import FieldClassifierBase, field_input_width
+from ._fields import FieldEmbedding
 
 
 class SharedBottomModule(nn.Module):
-    """Shared fully connected layers, then one tower per task."""
+    """Field embeddings, flattened, through shared fully connected layers,
+    then one tower per task."""
 
     def __init__(
         self,
-        n_features: int,
+        cardinalities,
+        n_numeric: int,
+        field_order,
         output_dims: Sequence[int],
+        embedding_dim: int = 8,
         bottom_units: Sequence[int] = (128, 64),
         tower_units: Sequence[int] = (32,),
         dropout: float = 0.0,
+        numeric_embedding: str = "linear",
+        numeric_options: dict | None = None,
+        n_features: int | None = None,
     ):
         super().__init__()
-        self.bottom = mlp(n_features, bottom_units, dropout)
-        width = out_width(n_features, bottom_units)
+        # n_features (the columns of X, one field each) only names the input
+        # width in the module's arguments, as before the model took fields.
+        assert n_features is None or n_features == len(field_order)
+        self.fields = FieldEmbedding(
+            cardinalities,
+            n_numeric,
+            embedding_dim,
+            field_order,
+            numeric_embedding,
+            numeric_options,
+        )
+        width_in = field_input_width(field_order, embedding_dim)
+        self.bottom = mlp(width_in, bottom_units, dropout)
+        width = out_width(width_in, bottom_units)
         self.towers = nn.ModuleList(
             TaskTower(width, tower_units, d, dropout) for d in output_dims
         )
 
-    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        h = self.bottom(X)  # (B, H)
+    def forward(self, categorical, numeric) -> tuple[torch.Tensor, ...]:
+        h = self.bottom(self.fields(categorical, numeric).flatten(1))  # (B, H)
         if getattr(self, "keep_shared_representation", False):
             # Read by gradient-level weighters (MGDA-UB), then cleared.
             self.shared_representation = h
         return tuple(tower(h) for tower in self.towers)
 
 
-class SharedBottomClassifier(MultiTaskClassifierBase):
+class SharedBottomClassifier(FieldClassifierBase):
     """Shared-bottom multi-task classifier.
 
-    All tasks share the bottom layers; each task has its own tower and output.
+    Every column of X is a field (categorical or numeric, see
+    ``categorical_features``) embedded to ``embedding_dim``; the flattened
+    embeddings go through bottom layers all tasks share; each task has its
+    own tower and output.
     y is 1-D for one task (binary or multiclass, any label type) or (n, K) for
     K binary tasks, with NaN/None marking a missing label: such a row still
     trains the tasks it has labels for. Rows with every label missing are
@@ -50,6 +75,14 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
 
     Parameters
     ----------
+    categorical_features : "from_dtype", None, mask, indices or names
+        Which columns are categorical, as in HistGradientBoostingClassifier
+        (``"from_dtype"``: a DataFrame's category, object, string and bool
+        columns; a numeric array has none).
+    embedding_dim : int, default=8
+        Size of each field's embedding.
+    numeric_embedding, numeric_bins, numeric_frequencies, numeric_frequency_scale
+        As in :class:`~mtlestimators.MMoEClassifier`.
     bottom_units : tuple of int, default=(128, 64)
         Widths of the shared layers.
     tower_units : tuple of int, default=(32,)
@@ -154,6 +187,11 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X has string column names.
+    is_categorical_ : ndarray of bool
+        Which columns were embedded as categorical fields.
+    field_encoder_ : FieldEncoder
+        Category vocabularies, numeric standardization (and bins) learned in
+        fit.
 
     Examples
     --------
@@ -168,14 +206,19 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
     (3, 2)
     """
 
-    _parameter_constraints = {
-        "bottom_units": [Units()],
-        "tower_units": [Units()],
-        "dropout": [Real(0, 1, closed="left")],
-    }
+    # It has no gates, so gate__* parameters are refused instead of ignored.
+    _routed_prefixes = MultiTaskClassifierBase._routed_prefixes
+    _module_prefixes = ()
+    _parameter_constraints = {"bottom_units": [Units()]}
 
     def __init__(
         self,
+        categorical_features="from_dtype",
+        embedding_dim: int = 8,
+        numeric_embedding: str = "linear",
+        numeric_bins: int = 48,
+        numeric_frequencies: int = 48,
+        numeric_frequency_scale: float = 0.1,
         bottom_units: Sequence[int] = (128, 64),
         tower_units: Sequence[int] = (32,),
         dropout: float = 0.0,
@@ -200,6 +243,12 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         class_weight=None,
         **kwargs,
     ):
+        self.categorical_features = categorical_features
+        self.embedding_dim = embedding_dim
+        self.numeric_embedding = numeric_embedding
+        self.numeric_bins = numeric_bins
+        self.numeric_frequencies = numeric_frequencies
+        self.numeric_frequency_scale = numeric_frequency_scale
         self.bottom_units = bottom_units
         self.tower_units = tower_units
         self.dropout = dropout
@@ -224,17 +273,10 @@ class SharedBottomClassifier(MultiTaskClassifierBase):
         self.class_weight = class_weight
         vars(self).update(kwargs)
 
-    def _build_module(self, specs, n_features):
-        return SharedBottomModule, {
-            "n_features": n_features,
-            "output_dims": [s.output_dim for s in specs],
-            "bottom_units": tuple(self.bottom_units),
-            "tower_units": tuple(self.tower_units),
-            "dropout": float(self.dropout),
-        }
-
-    def _export_adapter(self):
-        """The export adapter of :mod:`mtlestimators.export` (input ``X``)."""
-        from ._export import MatrixExportAdapter
-
-        return MatrixExportAdapter(self)
+    def _build_module(self, specs, **input_spec):
+        return SharedBottomModule, self._module_params(
+            specs,
+            input_spec,
+            units={"bottom_units": self.bottom_units},
+            n_features=len(input_spec["field_order"]),
+        )

@@ -29,6 +29,8 @@ class SNRClassifier(_SparseRoutingClassifier):
     categorical_features, embedding_dim, subnet_units, tower_units, gate,
     l2_penalty, l0_penalty, dropout
         As in :class:`~mtlestimators.MSSMClassifier`.
+    numeric_embedding, numeric_bins, numeric_frequencies, numeric_frequency_scale
+        As in :class:`~mtlestimators.MMoEClassifier`.
     n_subnetworks : int, default=3
         Lower sub-networks, all shared by every task.
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
@@ -60,6 +62,10 @@ class SNRClassifier(_SparseRoutingClassifier):
         routing: str = "transform",
         categorical_features="from_dtype",
         embedding_dim: int = 8,
+        numeric_embedding: str = "linear",
+        numeric_bins: int = 48,
+        numeric_frequencies: int = 48,
+        numeric_frequency_scale: float = 0.1,
         n_subnetworks: int = 3,
         subnet_units: Sequence[int] = (32,),
         tower_units: Sequence[int] = (32, 16),
@@ -91,6 +97,10 @@ class SNRClassifier(_SparseRoutingClassifier):
         self.routing = routing
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
+        self.numeric_embedding = numeric_embedding
+        self.numeric_bins = numeric_bins
+        self.numeric_frequencies = numeric_frequencies
+        self.numeric_frequency_scale = numeric_frequency_scale
         self.n_subnetworks = n_subnetworks
         self.subnet_units = subnet_units
         self.tower_units = tower_units

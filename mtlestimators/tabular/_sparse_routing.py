@@ -74,13 +74,20 @@ class SparseRoutingModule(nn.Module):
         l2_penalty: float = 1e-3,
         l0_penalty: float = 1e-2,
         dropout: float = 0.0,
+        numeric_embedding: str = "linear",
+        numeric_options: dict | None = None,
     ):
         super().__init__()
         n_tasks = len(output_dims)
         assert n_specific in (0, n_tasks), "one specific sub-network per task"
         assert routing in ("transform", "average")
         self.fields = FieldEmbedding(
-            cardinalities, n_numeric, embedding_dim, field_order
+            cardinalities,
+            n_numeric,
+            embedding_dim,
+            field_order,
+            numeric_embedding,
+            numeric_options,
         )
         n_fields, width_in = (
             len(field_order),
