@@ -528,18 +528,25 @@ class PrunedRoutingModule(nn.Module):
         self.n_open = [int(t[1].shape[0]) for t in tasks]
         self.eval()
 
-    def _mask(self, e, vectors, row):
-        scores = torch.einsum("bfd,fd->bf", e, vectors[row])
-        return (e * F.relu(torch.tanh(scores))[:, :, None]).flatten(1)
-
     def forward(self, categorical, numeric) -> tuple[torch.Tensor, ...]:
         e = self.fields(categorical, numeric)  # (B, F, d)
+        # One einsum per mask family, as in the unpruned module (an einsum
+        # per sub-network ran slower in onnxruntime).
+        masks = shared = None
+        if self.mask_vectors is not None:
+            masks = F.relu(
+                torch.tanh(torch.einsum("bfd,kfd->bkf", e, self.mask_vectors))
+            )
+        if self.shared_mask_vectors is not None:
+            shared = F.relu(
+                torch.tanh(torch.einsum("bfd,kfd->bkf", e, self.shared_mask_vectors))
+            )
         u = {}
         for j in self.used:
             if j in self.mask_rows:
-                x = self._mask(e, self.mask_vectors, self.mask_rows[j])
+                x = (e * masks[:, self.mask_rows[j], :, None]).flatten(1)
             elif j in self.shared_rows:
-                x = self._mask(e, self.shared_mask_vectors, self.shared_rows[j])
+                x = (e * shared[:, self.shared_rows[j], :, None]).flatten(1)
             else:
                 x = e.flatten(1)
             u[j] = self.subnets[str(j)](x)
