@@ -201,11 +201,17 @@ class SparseRoutingModule(nn.Module):
         self.__dict__.setdefault("target_sparsity", None)
         self.__dict__.setdefault("l0_reduction", "sum")
         self.__dict__.setdefault("n_shared", len(self.subnets) - self.n_specific)
+        if "shared_mask_vectors" not in self._parameters:
+            self.register_parameter("shared_mask_vectors", None)
+        if "l0_multiplier" not in self._buffers:
+            self.register_buffer("l0_multiplier", torch.zeros(()))
 
     def train(self, mode: bool = True):
-        # Training resumes: the gates will change. (Also when going to eval:
-        # cheap, and a plan built before is rebuilt from the final weights.)
-        object.__setattr__(self, "_plan_cache", None)
+        # Training resumes: the gates will change, drop the pruned copy. Not
+        # on train(False): skorch calls it before every predict batch, and the
+        # copy's key (the parameters' versions) already catches any change.
+        if mode:
+            object.__setattr__(self, "_plan_cache", None)
         return super().train(mode)
 
     # ---------------------------------------------------------------- gates
