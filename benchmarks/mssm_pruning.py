@@ -180,6 +180,9 @@ def main(argv=None):
         "",
         table.to_markdown(index=False, floatfmt=".2f"),
         "",
+        "Timings were taken on a CPU shared with other jobs; between two runs "
+        "the speed-ups moved by about 0.15 (see docs/tabular.md).",
+        "",
         "Where the saving is: the routing matrices and the towers' first layers "
         "shrink with the closed cells, but the lower sub-networks (the field "
         "embeddings' 32-unit layers) are only skipped when every connection "

@@ -638,7 +638,7 @@ class _SparseRoutingClassifier(FieldClassifierBase):
         extras = {
             "connection_sparsity_": float(closed.mean()),
             "task_sparsity_": np.array(
-                [closed[task_of == i].mean() for i in range(n_tasks)]
+                [closed[task_of == i].mean() for i in range(n_tasks)], dtype=np.float64
             ),
             "cell_map_": closed,
             "cell_map_connections_": np.array(module.connections, dtype=np.int64),
