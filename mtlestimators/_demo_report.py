@@ -200,9 +200,17 @@ def draw_roc_curves(fig, y_true, curves: dict, tasks) -> None:
         ax.legend(loc="lower right", fontsize="small")
 
 
-def draw_field_masks(fig, masks, fields, tasks) -> None:
-    """Heatmap of MSSM's mean field mask, task x field."""
-    ax = fig.subplots()
+def draw_field_masks(
+    fig, masks, fields, tasks, cell_map=None, connections=None, n_tasks=None
+) -> None:
+    """Heatmap of MSSM's mean field mask, task x field; with ``cell_map`` (the
+    estimator's ``cell_map_``, rows named by ``connections``, its
+    ``cell_map_connections_``), the CSSM cell map beside it: which cells of
+    each connection are closed."""
+    if cell_map is None:
+        ax = fig.subplots()
+    else:
+        ax, cells_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     image = ax.imshow(masks, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(fields)), fields, rotation=45, ha="right")
     ax.set_yticks(range(len(tasks)), tasks)
@@ -216,8 +224,20 @@ def draw_field_masks(fig, masks, fields, tasks) -> None:
             fontsize="x-small",
             color="white" if value < 0.6 else "black",
         )
-    ax.set_title("MSSMClassifier.field_masks_ (mean FSCM weight per task and field)")
+    ax.set_title("field_masks_ (mean FSCM weight per task and field)")
     fig.colorbar(image, ax=ax, shrink=0.8)
+    if cell_map is None:
+        return
+    n_tasks = len(tasks) if n_tasks is None else n_tasks
+    labels = [
+        f"{tasks[i]} <- " + ("own subnet" if j == i else f"shared {j - n_tasks + 1}")
+        for i, j in connections
+    ]
+    cells_ax.imshow(1.0 - cell_map, vmin=0.0, vmax=1.0, cmap="Greys", aspect="auto")
+    cells_ax.set_yticks(range(len(labels)), labels, fontsize="small")
+    cells_ax.set_xlabel("cell of v_i (black: open, white: closed)")
+    closed = float(cell_map.mean())
+    cells_ax.set_title(f"cell_map_ (CSSM; {closed:.0%} of cells closed)")
 
 
 def _enumerate2d(values):

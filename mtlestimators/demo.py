@@ -188,11 +188,18 @@ def run(
             "mssm_field_masks.png",
             "MSSMClassifier.field_masks_: mean FSCM weight of each field for each "
             "task over the training rows (0: the field never reaches that task's "
-            "specific sub-network).",
+            "specific sub-network); beside it, cell_map_: for each connection "
+            "(task <- lower sub-network), which cells of the task's "
+            "representation its CSSM gates leave open at eval.",
             lambda fig: draw_field_masks(
-                fig, mssm.field_masks_, fields, list(mssm.task_names_)
+                fig,
+                mssm.field_masks_,
+                fields,
+                list(mssm.task_names_),
+                cell_map=getattr(mssm, "cell_map_", None),
+                connections=getattr(mssm, "cell_map_connections_", None),
             ),
-            size=(10.0, 3.2),
+            size=(14.0, 3.6),
         )
 
     sections = [("UCI Adult, two tasks", time.perf_counter() - started)]

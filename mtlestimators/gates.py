@@ -110,27 +110,59 @@ class HardConcreteGate(Gate):
     def _stretch(self, s: torch.Tensor) -> torch.Tensor:
         return (s * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
 
-    def sample(self, n: int = 1) -> torch.Tensor:
+    def sample(self, n: int = 1, log_alpha: torch.Tensor | None = None) -> torch.Tensor:
         """Draw ``n`` independent gate vectors, shape (n, n_outputs).
 
         Parameters
         ----------
         n : int, default=1
             Number of gate vectors.
+        log_alpha : Tensor of shape (n_outputs,), optional
+            Location parameters to use instead of ``self.log_alpha`` (the
+            routing module passes a floored copy so a task keeps a cell open).
 
         Returns
         -------
         Tensor of shape (n, n_outputs)
         """
-        eps = torch.finfo(self.log_alpha.dtype).eps
-        u = torch.rand(n, self.n_outputs, device=self.log_alpha.device)
+        log_alpha = self.log_alpha if log_alpha is None else log_alpha
+        eps = torch.finfo(log_alpha.dtype).eps
+        u = torch.rand(n, self.n_outputs, device=log_alpha.device)
         u = u.clamp(eps, 1.0 - eps)
-        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / self.beta)
+        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / self.beta)
         return self._stretch(s)
 
-    def deterministic(self) -> torch.Tensor:
-        """Test-time gate values, shape (1, n_outputs)."""
-        return self._stretch(torch.sigmoid(self.log_alpha)).unsqueeze(0)
+    def deterministic(self, log_alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """Test-time gate values, shape (1, n_outputs).
+
+        Parameters
+        ----------
+        log_alpha : Tensor of shape (n_outputs,), optional
+            As in :meth:`sample`.
+
+        Returns
+        -------
+        Tensor of shape (1, n_outputs)
+        """
+        log_alpha = self.log_alpha if log_alpha is None else log_alpha
+        return self._stretch(torch.sigmoid(log_alpha)).unsqueeze(0)
+
+    def values(self, log_alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward``'s values for the current mode, with an optional
+        ``log_alpha`` override (see :meth:`sample`), shape (1, n_outputs).
+
+        Parameters
+        ----------
+        log_alpha : Tensor of shape (n_outputs,), optional
+            As in :meth:`sample`.
+
+        Returns
+        -------
+        Tensor of shape (1, n_outputs)
+        """
+        if self.training:
+            return self.sample(1, log_alpha)
+        return self.deterministic(log_alpha)
 
     def forward(self, x: torch.Tensor | None = None) -> torch.Tensor:
         """Gate values: one sample in training mode, the test-time values in
@@ -147,14 +179,23 @@ class HardConcreteGate(Gate):
             One row, shared by the batch.
         """
         # One sample per forward pass, shared by the batch (Algorithm 1 of MSSM).
-        if self.training:
-            return self.sample(1)  # (1, n_outputs)
-        return self.deterministic()  # (1, n_outputs)
+        return self.values()  # (1, n_outputs)
 
-    def prob_nonzero(self) -> torch.Tensor:
-        """P(z > 0) per gate: ``sigmoid(log_alpha - beta log(-gamma/zeta))``."""
+    def prob_nonzero(self, log_alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """P(z > 0) per gate: ``sigmoid(log_alpha - beta log(-gamma/zeta))``.
+
+        Parameters
+        ----------
+        log_alpha : Tensor of shape (n_outputs,), optional
+            As in :meth:`sample`.
+
+        Returns
+        -------
+        Tensor of shape (n_outputs,)
+        """
+        log_alpha = self.log_alpha if log_alpha is None else log_alpha
         shift = self.beta * math.log(-self.gamma / self.zeta)
-        return torch.sigmoid(self.log_alpha - shift)
+        return torch.sigmoid(log_alpha - shift)
 
     def penalty(self) -> torch.Tensor:
         return self.prob_nonzero().sum()

@@ -24,13 +24,22 @@ from .._core.export import (
 from ._fields import _numeric_block
 
 
+def _pruned(module: nn.Module) -> nn.Module:
+    """MSSM/SNR: the module without its closed cells and connections (exact:
+    eval-mode hard-concrete gates are deterministic), so the exported graph
+    does not compute them; other modules unchanged."""
+    copy = getattr(module, "pruned_copy", None)
+    pruned = copy() if copy is not None else None
+    return module if pruned is None else pruned
+
+
 class _FieldGraph(nn.Module):
     """(categorical codes, raw numeric) -> predict_proba of the MSSM family."""
 
     def __init__(self, estimator):
         super().__init__()
         encoder = estimator.field_encoder_
-        self.module = eval_copy(estimator.net_.module_)
+        self.module = _pruned(eval_copy(estimator.net_.module_))
         self.register_buffer("mean", as_buffer(encoder.means))
         self.register_buffer("scale", as_buffer(encoder.scales))
         self.n_categorical = len(encoder.vocabularies)

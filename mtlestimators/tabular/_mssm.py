@@ -47,7 +47,38 @@ class MSSMClassifier(_SparseRoutingClassifier):
     l2_penalty : float, default=1e-3
         lambda_1 on the sum of squared weights (all parameters but the gates').
     l0_penalty : float, default=1e-2
-        lambda_2 on the gates' expected L0 norm.
+        lambda_2 on the gates' L0 term, here the *mean* probability that a
+        gate cell is open (the expected L0 norm divided by the number of
+        cells, so lambda_2 does not grow with the model; the task loss is a
+        mean over rows, which plays the role of Louizos et al.'s division of
+        the L0 term by N). See docs/tabular.md, "MSSM's sparsity".
+    target_sparsity : float in [0, 1) or None, default=None
+        None: the L0 term is weighted by ``l0_penalty`` only; at 1e-2 on the
+        mean it closes few cells (0-2% on Adult and wa_churn), which cost no
+        AUC. A float: the L0 weight becomes ``l0_penalty + 4 *
+        (target_sparsity - closed)+``, ``closed`` the share of cells closed
+        at eval, recomputed every training step (a proportional controller;
+        an integrating, Lagrangian multiplier wound up while the gates
+        travelled and overshot to 0.93 for 0.6). The closed share approaches
+        the target from below and settles a little under it (0.56 for 0.6 on
+        Adult in 12 epochs); 0.6 is the paper's "> 60%" (Figure 3b) and
+        makes the pruned serving graph smaller, at the dense AUC on Adult
+        but 0.07 below it on one wa_churn task (benchmarks/mssm_sparsity.py),
+        hence not the default. Cells close at Adam's pace (a log_alpha moves
+        by about ``lr`` per step and must fall from 0 to -2.4), so a fit of
+        under ~800 steps at lr 3e-3 closes nothing.
+    keep_open : bool, default=True
+        Every task keeps a path to its tower: the log_alpha of each task's
+        strongest cell (over all its connections) is floored at 0, so that
+        cell is open (eval value >= 0.5) whatever the penalty. False lets the
+        L0 term close every cell of a task (it then predicts a constant, and
+        ``fit`` warns).
+    shared_field_mask : bool, default=False
+        Also apply an FSCM field mask to the input of each shared
+        sub-network (its own mask vectors, the same for every task), the
+        reading of Algorithm 1's line 11 for ``j = s``. Needs
+        ``field_masks=True``. Off by default: on Adult and wa_churn (3 seeds,
+        benchmarks/mssm_sparsity.py) it did not improve the AUC.
     dropout : float, default=0.0
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
     warm_start, verbose, device, random_state, train_split, checkpoint_dir,
@@ -63,7 +94,23 @@ class MSSMClassifier(_SparseRoutingClassifier):
         (eval mode); 0 means the field never reaches that task's specific
         sub-network. The paper's Figure 3a. Absent when ``field_masks=False``.
     connection_sparsity_ : float
-        Share of gate cells exactly 0 at eval (the paper's Figure 3b).
+        Share of gate cells exactly 0 at eval (the paper's Figure 3b); the
+        per-epoch values are the ``connection_sparsity`` column of
+        ``history_``.
+    task_sparsity_ : ndarray of shape (n_tasks,)
+        The same share over each task's connections.
+    cell_map_ : ndarray of shape (n_connections, width)
+        For each connection (row) and cell of ``v_i`` (column), the share of
+        training rows for which the cell is closed (0 or 1 with the
+        input-independent hard-concrete gates). Rows follow
+        ``cell_map_connections_``.
+    cell_map_connections_ : ndarray of shape (n_connections, 2)
+        ``(task i, lower sub-network j)`` of each row of ``cell_map_``:
+        task-major; for each task its own specific sub-network ``j = i``
+        first, then the shared ones ``j = n_tasks, ..., n_tasks + n_shared - 1``.
+    shared_field_masks_ : ndarray of shape (n_shared, n_fields)
+        Mean FSCM weight of each field at each shared sub-network's input;
+        only with ``shared_field_mask=True``.
     net_, history_, classes_, class_weight_, n_tasks_, task_names_, task_specs_,
     is_categorical_, field_encoder_, n_features_in_, feature_names_in_
         As in :class:`~mtlestimators.MMoEClassifier`.
@@ -76,6 +123,9 @@ class MSSMClassifier(_SparseRoutingClassifier):
         "cell_sharing": [Boolean()],
         "l2_penalty": [Real(0)],
         "l0_penalty": [Real(0)],
+        "target_sparsity": [None, Real(0, 1, closed="left")],
+        "keep_open": [Boolean()],
+        "shared_field_mask": [Boolean()],
     }
 
     def __init__(
@@ -94,6 +144,9 @@ class MSSMClassifier(_SparseRoutingClassifier):
         gate="hard_concrete",
         l2_penalty: float = 1e-3,
         l0_penalty: float = 1e-2,
+        target_sparsity: float | None = None,
+        keep_open: bool = True,
+        shared_field_mask: bool = False,
         dropout: float = 0.0,
         loss_weighter="uniform",
         lr: float = 3e-3,
@@ -130,6 +183,9 @@ class MSSMClassifier(_SparseRoutingClassifier):
         self.gate = gate
         self.l2_penalty = l2_penalty
         self.l0_penalty = l0_penalty
+        self.target_sparsity = target_sparsity
+        self.keep_open = keep_open
+        self.shared_field_mask = shared_field_mask
         self.dropout = dropout
         self.loss_weighter = loss_weighter
         self.lr = lr
@@ -153,6 +209,12 @@ class MSSMClassifier(_SparseRoutingClassifier):
         vars(self).update(kwargs)
 
     def _build_module(self, specs, **input_spec):
+        if self.shared_field_mask and not self.field_masks:
+            raise ValueError(
+                "shared_field_mask=True masks the shared sub-networks' input with "
+                "FSCM, which field_masks=False turns off; set field_masks=True or "
+                "shared_field_mask=False."
+            )
         return SparseRoutingModule, self._module_params(
             specs,
             input_spec,
@@ -164,4 +226,10 @@ class MSSMClassifier(_SparseRoutingClassifier):
             routing="transform",
             l2_penalty=float(self.l2_penalty),
             l0_penalty=float(self.l0_penalty),
+            target_sparsity=None
+            if self.target_sparsity is None
+            else float(self.target_sparsity),
+            keep_open=bool(self.keep_open),
+            l0_reduction="mean",
+            shared_field_mask=bool(self.shared_field_mask),
         )
