@@ -327,3 +327,99 @@ def test_the_gallery_model_stops_early_on_binary_multiclass_and_regression_tasks
     ).fit(galleries, y)
     assert MONITOR in est.history_[-1]
     assert est.best_epoch_ <= est.n_iter_ - 2 and est.n_iter_ < 30
+
+
+# ------------------------------------------------ review follow-ups
+def test_a_rare_class_of_a_fully_labelled_task_is_held_out():
+    # Every row has both labels; task 1 has 3 positives. Filling task 0's
+    # strata first must not leave task 1's positives no free row.
+    for seed in range(20):
+        _, Y = _tasks(2000, seed=seed)
+        Y[:, 1] = 0.0
+        Y[[5, 500, 1500], 1] = 1.0
+        held = validation_rows(Y, ["binary", "binary"], 0.1, random_state=seed)
+        assert held[[5, 500, 1500]].sum() == 1
+        assert 0.09 < held.mean() < 0.11
+
+
+def test_rows_of_weight_zero_do_not_count_as_held_out_labels():
+    _, Y = _tasks(1000)
+    weights = np.ones_like(Y)
+    weights[:500, 1] = 0.0
+    held = validation_rows(
+        np.hstack([Y, weights]), ["binary", "binary"], 0.1, random_state=0
+    )
+    positive = held[500:] & (Y[500:, 1] == 1)
+    assert positive.sum() >= 1  # task 1's held-out labels have weight 1
+
+
+def test_a_continuation_holds_out_the_rows_of_the_first_fit(monkeypatch):
+    import mtlestimators._core.base as base
+
+    X, Y = _tasks(3000)
+    est = _small(warm_start=True, max_epochs=3, n_iter_no_change=10)
+    first = validation_rows(Y, ["binary", "binary"], 0.1, est._seed())
+    est.fit(X, Y)
+    seen = []
+
+    class Spy(base.HeldOutRows):
+        def __call__(self, dataset, y=None, groups=None):
+            train, valid = super().__call__(dataset, y, groups)
+            seen.append(np.asarray(valid.indices))
+            return train, valid
+
+    monkeypatch.setattr(base, "HeldOutRows", Spy)
+    est.set_params(max_epochs=2).fit(X, Y)
+    assert seen and np.array_equal(seen[0], np.flatnonzero(first))
+
+
+def test_early_stopping_monitors_the_weighted_loss():
+    X, Y = _tasks(3000)
+    weights = np.where(Y[:, 0] == 1, 3.0, 1.0)
+    est = _small(max_epochs=3, n_iter_no_change=10).fit(X, Y, sample_weight=weights)
+    held = validation_rows(
+        np.hstack([Y, weights[:, None] * np.ones((1, 2))]),
+        ["binary", "binary"],
+        0.1,
+        est._seed(),
+    )
+    outputs = est.net_.task_outputs(est._predict_inputs(X[held]))
+    losses = []
+    for k, out in enumerate(outputs):
+        per_row = torch.nn.functional.binary_cross_entropy_with_logits(
+            out.double(), torch.as_tensor(Y[held, k]), reduction="none"
+        ).numpy()
+        losses.append(np.average(per_row, weights=weights[held]))
+    best = est.history_[est.best_epoch_ - 1, MONITOR]
+    assert best == pytest.approx(np.mean(losses), rel=1e-5)
+
+
+def test_adamw_at_its_default_weight_decay_spares_embeddings():
+    X, Y = _tasks(300)
+    est = SharedBottomClassifier(max_epochs=1, verbose=0, optimizer="adamw").fit(X, Y)
+    groups = est.net_.optimizer_.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0]
+    names = {id(p): n for n, p in est.net_.module_.named_parameters()}
+    assert all(not names[id(p)].startswith("fields.") for p in groups[0]["params"])
+
+
+def test_a_collapsed_task_of_any_classifier_warns_with_its_name():
+    from mtlestimators import MMoEClassifier
+
+    X, Y = _tasks(400)
+    est = MMoEClassifier(max_epochs=2, verbose=0, random_state=0)
+
+    def dead(*args, **kwargs):  # the second task's head outputs a constant
+        outputs = list(real(*args, **kwargs))
+        outputs[1] = torch.zeros_like(outputs[1])
+        return tuple(outputs)
+
+    import mtlestimators._core.net as net_module
+
+    real = net_module.MultiTaskNet.task_outputs
+    net_module.MultiTaskNet.task_outputs = dead
+    try:
+        with pytest.warns(UserWarning, match="task_1"):
+            est.fit(X, Y)
+    finally:
+        net_module.MultiTaskNet.task_outputs = real

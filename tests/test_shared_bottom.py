@@ -355,7 +355,12 @@ def test_a_failed_warm_start_continuation_leaves_the_model_as_it_was():
     X = rng.normal(size=(200, 4)).astype("float32")
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(float)
     clf = SharedBottomClassifier(
-        max_epochs=2, batch_size=32, verbose=0, random_state=0, warm_start=True
+        max_epochs=2,
+        batch_size=32,
+        lr=1e-3,
+        verbose=0,
+        random_state=0,
+        warm_start=True,
     ).fit(X, Y)
     before = clf.predict_proba(X)
     state = {

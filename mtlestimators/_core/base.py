@@ -472,7 +472,9 @@ class NetEstimatorBase(BaseEstimator):
         train_split = self.train_split
         if held_out is not None:  # early stopping on its own held-out rows
             train_split = held_out
-            callbacks.append((CALLBACK_NAME, early_stopping_callback(self)))
+            # First among the user's callbacks, so that theirs (a scheduler on
+            # plateau) can read the epoch's valid_task_loss.
+            callbacks.insert(0, (CALLBACK_NAME, early_stopping_callback(self)))
         accelerator = getattr(self, "accelerator", None)
         if (
             accelerator is None
@@ -554,13 +556,16 @@ class NetEstimatorBase(BaseEstimator):
             # Before the seed is drawn (which advances a RandomState).
             key = fingerprint(self.get_params(deep=False), X, Y)
             checkpointer = Checkpointer(checkpoint_dir, key, cuda)
-        seed = (self._seed() + done) % np.iinfo(np.int32).max
+        first_seed = self._seed()
+        seed = (first_seed + done) % np.iinfo(np.int32).max
         held_out = None
         if early_stopping_on(self, len(Y)):
-            # From its own generator (seeded like the fit), so the torch and
-            # numpy draws of training are the same as without it.
+            # From its own generator, so the torch and numpy draws of training
+            # are the same as without it; seeded like the first fit (not
+            # offset by the epochs done), so a continuation on the same data
+            # holds out the same rows and validates on rows it never trained on.
             rows = validation_rows(
-                Y, [s.kind for s in specs], float(self.validation_fraction), seed
+                Y, [s.kind for s in specs], float(self.validation_fraction), first_seed
             )
             held_out = HeldOutRows(rows)
         build = {
@@ -668,7 +673,12 @@ class NetEstimatorBase(BaseEstimator):
         fresh = early_stopping_callback(self)
         if callback is None:
             fresh.initialize()
-            net.callbacks_.append((CALLBACK_NAME, fresh))
+            # After skorch's own epoch bookkeeping (timer, losses), before
+            # the user's callbacks and the epoch table, as in a fresh fit.
+            names = [name for name, _ in net.callbacks_]
+            builtin = {"epoch_timer", "train_loss", "valid_loss"}
+            at = max((i + 1 for i, n in enumerate(names) if n in builtin), default=0)
+            net.callbacks_.insert(at, (CALLBACK_NAME, fresh))
             return
         callback.set_params(
             patience=fresh.patience, threshold=fresh.threshold, sink=fresh.sink

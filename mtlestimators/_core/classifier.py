@@ -16,6 +16,7 @@ from .base import (
     check_fitted_X,
     class_probabilities,
 )
+from .collapse import check_collapsed_tasks
 from .early_stopping import fitted_epochs
 from .params import InstanceOf, Options
 from .targets import (
@@ -172,6 +173,7 @@ class MultiTaskClassifierBase(ClassifierMixin, NetEstimatorBase):
         Y = with_weights(Y, W)
         net, config = self._train(inputs, Y, train_specs, input_spec)
         extras = self._fitted_extras(net, inputs)
+        check_collapsed_tasks(self, net, inputs)
         vars(self).update(fitted_inputs)
         vars(self).update(extras)
 

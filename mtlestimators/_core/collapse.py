@@ -75,10 +75,38 @@ def warn_constant_tasks(
         warnings.warn(
             f"{estimator_name}: the predictions of task(s) {listed} are constant "
             f"over the training rows (std of the predicted probability <= {tol:g}): "
-            "the task collapsed and ranks nothing. Lower the sparsity "
-            "(l0_penalty, target_sparsity), the learning rate or the number of "
-            "epochs, or check that the task's labels are not all one class.",
+            "the task collapsed and ranks nothing. Lower the learning rate or "
+            "the regularization (for MSSM and SNR the sparsity: l0_penalty, "
+            "target_sparsity), or check that the task's labels are not all one "
+            "class.",
             UserWarning,
             stacklevel=3,
         )
     return constant
+
+
+def check_collapsed_tasks(estimator, net, inputs, max_rows: int = 4096) -> list:
+    """After a fit: :func:`warn_constant_tasks` on the eval-mode predictions
+    of the first ``max_rows`` training rows (``inputs``: the model input, an
+    array or a dict of arrays), for every task the net trains (a scenario
+    model's branches included). A multiclass task is summarized by its top
+    class probability."""
+    if isinstance(inputs, dict):
+        n = min(len(next(iter(inputs.values()))), max_rows)
+        head = {k: v[:n] for k, v in inputs.items()}
+    else:
+        n = min(len(inputs), max_rows)
+        head = inputs[:n]
+    if n < 2:
+        return []
+    import torch
+
+    columns = []
+    for out in net.task_outputs(head):
+        out = out.double()
+        if out.ndim == 1:
+            columns.append(torch.sigmoid(out).numpy())
+        else:
+            columns.append(torch.softmax(out, dim=1).max(dim=1).values.numpy())
+    names = getattr(net, "task_names", None) or [str(k) for k in range(len(columns))]
+    return warn_constant_tasks(type(estimator).__name__, names, columns)

@@ -76,36 +76,45 @@ def validation_rows(
 ) -> np.ndarray:
     """Boolean mask of the rows held out for early stopping.
 
-    ``Y`` holds the targets (n, K) with NaN for a missing label (weight
-    columns, if any, are ignored). Tasks are taken from the one with the
-    fewest labels to the one with the most; for each of a task's classes,
-    rows are drawn at random among those no earlier task has decided on,
-    until ``fraction`` of that class's rows (at least one, when it has two
-    or more) are held out. So every task with two labelled rows or more
-    has validation labels, every class of it is represented, and the
-    rows of a rare task are not all taken by the common ones.
+    ``Y`` holds the targets (n, K) with NaN for a missing label, optionally
+    followed by K weight columns (a label of weight 0 counts as missing).
+    Each (task, class) stratum gets ``fraction`` of its rows held out (at
+    least one when it has two or more, never all of them). Strata are
+    filled from the smallest to the largest, each with rows drawn at random
+    among its rows not yet held out, preferring rows that no smaller
+    stratum holds: so a rare task's or a rare class's rows are not left to
+    chance, and the common strata, counted with the rows the rare ones
+    already hold out, do not add more of the rare ones'.
     """
     rng = np.random.RandomState(random_state)
-    targets = np.asarray(Y, dtype=np.float64)[:, : len(kinds)]
+    n_tasks = len(kinds)
+    values = np.asarray(Y, dtype=np.float64)
+    targets = values[:, :n_tasks].copy()
+    if values.shape[1] == 2 * n_tasks:
+        targets[values[:, n_tasks:] <= 0] = np.nan
     n = len(targets)
+    strata = []
+    for k in range(n_tasks):
+        rows = np.flatnonzero(~np.isnan(targets[:, k]))
+        classes = _stratum(targets[rows, k], kinds[k])
+        strata.extend(rows[classes == c] for c in np.unique(classes))
     held_out = np.zeros(n, dtype=bool)
-    decided = np.zeros(n, dtype=bool)
-    labelled = ~np.isnan(targets)
-    for k in np.argsort(labelled.sum(axis=0), kind="stable"):
-        rows = np.flatnonzero(labelled[:, k])
-        strata = _stratum(targets[rows, k], kinds[k])
-        for value in np.unique(strata):
-            members = rows[strata == value]
-            want = round(fraction * len(members))
-            if len(members) >= 2:
-                # At least one held out, and at least one left to train on.
-                want = min(max(want, 1), len(members) - 1)
-            need = want - int(held_out[members].sum())
-            free = members[~decided[members]]
-            if need > 0 and len(free):
-                chosen = rng.choice(free, size=min(need, len(free)), replace=False)
-                held_out[chosen] = True
-            decided[members] = True
+    touched = np.zeros(n, dtype=bool)  # rows of a stratum already filled
+    for members in sorted(strata, key=len):
+        want = round(fraction * len(members))
+        if len(members) >= 2:
+            want = min(max(want, 1), len(members) - 1)
+        need = want - int(held_out[members].sum())
+        if need > 0:
+            free = members[~held_out[members] & ~touched[members]]
+            taken = rng.choice(free, size=min(need, len(free)), replace=False)
+            need -= len(taken)
+            held_out[taken] = True
+            if need > 0:  # every free row is held out: use a smaller stratum's
+                rest = members[~held_out[members]]
+                more = rng.choice(rest, size=min(need, len(rest) - 1), replace=False)
+                held_out[more] = True
+        touched[members] = True
     if held_out.all():  # not reachable with fraction < 1; never train on nothing
         held_out[rng.randint(n)] = False
     return held_out

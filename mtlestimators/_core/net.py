@@ -256,7 +256,11 @@ class MultiTaskNet(NeuralNet):
         named = list(self.get_all_learnable_params())
         args, kwargs = self.get_params_for_optimizer("optimizer", named)
         own_groups = "param_groups" in self.get_params_for("optimizer")
-        if kwargs.get("weight_decay") and not own_groups:
+        decay = kwargs.get("weight_decay")
+        if decay is None:  # the optimizer's own default (AdamW's is 0.01)
+            default = inspect.signature(self.optimizer).parameters.get("weight_decay")
+            decay = None if default is None else default.default
+        if isinstance(decay, (int, float)) and decay > 0 and not own_groups:
             decayed = {id(p) for p in decayed_parameters(self.module_)}
             groups = [
                 {"params": [p for _, p in named if id(p) in decayed]},

@@ -507,7 +507,7 @@ class AutoTaskClassifier(ScenarioClassifierBase):
     standardize : bool, default=True
         z-score the features (not the task column) with training statistics.
     lr : float, default=6e-4
-    max_epochs : int, default=20
+    max_epochs : int, default=100
     batch_size : int, default=256
     optimizer, callbacks, warm_start, verbose, device, random_state, train_split,
     checkpoint_dir, autocast, accelerator, early_stopping, validation_fraction,
@@ -603,7 +603,7 @@ class AutoTaskClassifier(ScenarioClassifierBase):
         fusion: str = "concat",
         standardize: bool = True,
         lr: float = 6e-4,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
         batch_size: int = 256,
         optimizer="adam",
         callbacks=None,

@@ -111,7 +111,7 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
     dropout : float, default=0.0
     standardize : bool, default=True
     lr : float, default=1e-3
-    max_epochs : int, default=20
+    max_epochs : int, default=100
     batch_size : int, default=256
     optimizer, callbacks, warm_start, verbose, device, random_state, train_split,
     checkpoint_dir, autocast, accelerator, early_stopping, validation_fraction,
@@ -154,7 +154,7 @@ class MultiTaskDNNClassifier(ScenarioClassifierBase):
         dropout: float = 0.0,
         standardize: bool = True,
         lr: float = 1e-3,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
         batch_size: int = 256,
         optimizer="adam",
         callbacks=None,

@@ -30,7 +30,7 @@ class CrossStitchModule(nn.Module):
         hidden_units=(32,),
         tower_units=(32, 16),
         dropout=0.0,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()
@@ -104,7 +104,7 @@ class CrossStitchClassifier(FieldClassifierBase):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
         numeric_frequency_scale: float = 0.1,
@@ -113,7 +113,7 @@ class CrossStitchClassifier(FieldClassifierBase):
         dropout: float = 0.0,
         loss_weighter="uniform",
         lr: float = 3e-3,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
         batch_size: int = 128,
         optimizer="adam",
         callbacks=None,

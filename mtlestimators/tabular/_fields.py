@@ -297,6 +297,10 @@ class FieldEmbedding(nn.Module):
     missing row), whatever the encoding.
     """
 
+    # Embeddings, not feature-mixing weights: an optimizer's weight_decay
+    # leaves them alone (decayed_parameters in _core/net.py).
+    no_weight_decay = True
+
     def __init__(
         self,
         cardinalities,
@@ -373,6 +377,18 @@ class FieldEmbedding(nn.Module):
     @property
     def n_fields(self) -> int:
         return len(self.order)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # A module pickled before the numeric encodings and missing values
+        # (mtlestimators 0.x before issue 13): the linear encoding, and a
+        # missing value's embedding of zeros (such a model never saw one).
+        if "n_numeric" not in self.__dict__:
+            self.numeric_embedding = "linear"
+            self.numeric_layer = None
+            self.n_numeric = int(self.numeric_weight.shape[0])
+            missing = torch.zeros_like(self.numeric_weight)
+            self.numeric_missing = nn.Parameter(missing, requires_grad=False)
 
     def embed_numeric(self, numeric: torch.Tensor) -> torch.Tensor:
         """(B, n_numeric) standardized values, NaN for missing -> (B, n_num, d)."""

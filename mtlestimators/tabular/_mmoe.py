@@ -34,7 +34,7 @@ class MMoEModule(nn.Module):
         gate_params: dict | None = None,
         l0_penalty: float = 0.0,
         dropout: float = 0.0,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()
@@ -91,7 +91,7 @@ class MMoEClassifier(FieldClassifierBase):
     categorical_features : "from_dtype", None, mask, indices or names
         Which columns are categorical, as in HistGradientBoostingClassifier.
     embedding_dim : int, default=8
-    numeric_embedding : {"linear", "piecewise_linear", "periodic"}, default="linear"
+    numeric_embedding : str, default="piecewise_linear"
         How a numeric field becomes an ``embedding_dim`` vector (Gorishniy,
         Rubachev & Babenko, NeurIPS 2022), after z-scoring: ``"linear"``,
         ``x v + b``; ``"piecewise_linear"``, the piecewise-linear encoding on
@@ -129,9 +129,11 @@ class MMoEClassifier(FieldClassifierBase):
     warm_start, verbose, device, random_state, train_split, checkpoint_dir,
     autocast, accelerator, early_stopping, validation_fraction,
     n_iter_no_change, tol, class_weight, **kwargs
-        As in :class:`~mtlestimators.SharedBottomClassifier`. Defaults (Adam,
-        lr 3e-3, batch 128, 20 epochs) converge on small and medium tables;
-        the MSSM paper trains with lr 1e-4 and batch 256 on millions of rows.
+        As in :class:`~mtlestimators.SharedBottomClassifier`. The family's
+        one recipe (Adam, lr 3e-3, batch 128, embedding_dim 8, piecewise-
+        linear numeric fields, up to 100 epochs ended by early stopping) was
+        chosen on real tables (docs/results/tabular_recipe.md); the MSSM
+        paper trains with lr 1e-4 and batch 256 on millions of rows.
 
     Attributes
     ----------
@@ -154,7 +156,7 @@ class MMoEClassifier(FieldClassifierBase):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
         numeric_frequency_scale: float = 0.1,
@@ -166,7 +168,7 @@ class MMoEClassifier(FieldClassifierBase):
         dropout: float = 0.0,
         loss_weighter="uniform",
         lr: float = 3e-3,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
         batch_size: int = 128,
         optimizer="adam",
         callbacks=None,

@@ -66,7 +66,7 @@ class MSSMClassifier(_SparseRoutingClassifier):
         but 0.07 below it on one wa_churn task (benchmarks/mssm_sparsity.py),
         hence not the default. Cells close at Adam's pace (a log_alpha moves
         by about ``lr`` per step and must fall from 0 to -2.4), so a fit of
-        under ~800 steps at lr 3e-3 closes nothing.
+        under ~800 steps at the default lr 3e-3 closes nothing.
     keep_open : bool, default=True
         Every task keeps a path to its tower: the log_alpha of each task's
         strongest cell (over all its connections) is floored at 0, so that
@@ -132,7 +132,7 @@ class MSSMClassifier(_SparseRoutingClassifier):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
         numeric_frequency_scale: float = 0.1,
@@ -150,7 +150,7 @@ class MSSMClassifier(_SparseRoutingClassifier):
         dropout: float = 0.0,
         loss_weighter="uniform",
         lr: float = 3e-3,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
         batch_size: int = 128,
         optimizer="adam",
         callbacks=None,

@@ -97,7 +97,7 @@ class PLEModule(nn.Module):
         gate_params=None,
         l0_penalty=0.0,
         dropout=0.0,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()
@@ -191,7 +191,7 @@ class PLEClassifier(FieldClassifierBase):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
         numeric_frequency_scale: float = 0.1,
@@ -205,7 +205,7 @@ class PLEClassifier(FieldClassifierBase):
         dropout: float = 0.0,
         loss_weighter="uniform",
         lr: float = 3e-3,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
         batch_size: int = 128,
         optimizer="adam",
         callbacks=None,

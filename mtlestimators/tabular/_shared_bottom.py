@@ -30,7 +30,7 @@ class SharedBottomModule(nn.Module):
         bottom_units: Sequence[int] = (128, 64),
         tower_units: Sequence[int] = (32,),
         dropout: float = 0.0,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_options: dict | None = None,
         n_features: int | None = None,
     ):
@@ -93,10 +93,10 @@ class SharedBottomClassifier(FieldClassifierBase):
         Combines the per-task losses; a registered name
         (:func:`mtlestimators.plugins.available_loss_weighters`), a class
         built as ``cls(n_tasks, **loss_weighter__params)``, or an instance.
-    lr : float, default=1e-3
+    lr : float, default=3e-3
         Learning rate.
-    max_epochs : int, default=20
-    batch_size : int, default=256
+    max_epochs : int, default=100
+    batch_size : int, default=128
     optimizer : str or torch.optim.Optimizer subclass, default="adam"
         Configure it with ``optimizer__<name>`` (e.g. ``optimizer__weight_decay``).
     callbacks : list of skorch callbacks, optional
@@ -215,7 +215,7 @@ class SharedBottomClassifier(FieldClassifierBase):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
         numeric_frequency_scale: float = 0.1,
@@ -223,9 +223,9 @@ class SharedBottomClassifier(FieldClassifierBase):
         tower_units: Sequence[int] = (32,),
         dropout: float = 0.0,
         loss_weighter="uniform",
-        lr: float = 1e-3,
-        max_epochs: int = 20,
-        batch_size: int = 256,
+        lr: float = 3e-3,
+        max_epochs: int = 100,
+        batch_size: int = 128,
         optimizer="adam",
         callbacks=None,
         warm_start: bool = False,
@@ -272,6 +272,18 @@ class SharedBottomClassifier(FieldClassifierBase):
         self.tol = tol
         self.class_weight = class_weight
         vars(self).update(kwargs)
+
+    def _predict_inputs(self, X):
+        if "field_encoder_" not in vars(self):
+            # Fitted by a version whose SharedBottom took a float matrix.
+            raise ValueError(
+                "This SharedBottomClassifier was fitted by an mtlestimators "
+                "version in which SharedBottom took a numeric matrix; it now "
+                "embeds raw fields (categorical and numeric columns), and the "
+                "saved network does not fit that input. Refit it (the same "
+                "one-hot matrix still works as X, as numeric fields)."
+            )
+        return super()._predict_inputs(X)
 
     def _build_module(self, specs, **input_spec):
         return SharedBottomModule, self._module_params(

@@ -31,7 +31,7 @@ class SingleTaskMLPModule(nn.Module):
         embedding_dim: int = 8,
         hidden_units: Sequence[int] = (128, 64),
         dropout: float = 0.0,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()
@@ -86,8 +86,13 @@ class SingleTaskMLPClassifier(FieldClassifierBase):
     autocast, accelerator, early_stopping, validation_fraction,
     n_iter_no_change, tol, class_weight, **kwargs
         As in :class:`~mtlestimators.MMoEClassifier`. With the ``uniform``
-        loss weighter and Adam, each network trains exactly as alone; other
-        weighters only rescale each task's loss.
+        loss weighter and Adam, the gradient of each network is that of its
+        own task alone; other weighters only rescale each task's loss. What
+        the networks share is the training loop: the batches (a batch
+        without a label of a task still moves that network's Adam momentum)
+        and early stopping, which stops all of them at one epoch, the best
+        for the mean over tasks. For per-task stopping, fit one estimator
+        per task on a 1-D y (as benchmarks/tabular_suite.py does).
 
     Attributes
     ----------
@@ -116,7 +121,7 @@ class SingleTaskMLPClassifier(FieldClassifierBase):
         self,
         categorical_features="from_dtype",
         embedding_dim: int = 8,
-        numeric_embedding: str = "linear",
+        numeric_embedding: str = "piecewise_linear",
         numeric_bins: int = 48,
         numeric_frequencies: int = 48,
         numeric_frequency_scale: float = 0.1,
@@ -124,7 +129,7 @@ class SingleTaskMLPClassifier(FieldClassifierBase):
         dropout: float = 0.0,
         loss_weighter="uniform",
         lr: float = 3e-3,
-        max_epochs: int = 20,
+        max_epochs: int = 100,
         batch_size: int = 128,
         optimizer="adam",
         callbacks=None,

@@ -38,7 +38,6 @@ import torch.nn.functional as F
 from skorch.callbacks import Callback
 from torch import nn
 
-from .._core.collapse import warn_constant_tasks
 from .._core.layers import TaskTower, mlp, out_width
 from .._core.net import MultiTaskNet
 from ..gates import HardConcreteGate
@@ -208,6 +207,8 @@ class SparseRoutingModule(nn.Module):
         self.__dict__.setdefault("target_sparsity", None)
         self.__dict__.setdefault("l0_reduction", "sum")
         self.__dict__.setdefault("n_shared", len(self.subnets) - self.n_specific)
+        if "width" not in self.__dict__:  # the towers' input width
+            self.width = int(self.gates[0].n_inputs)
         if "shared_mask_vectors" not in self._parameters:
             self.register_parameter("shared_mask_vectors", None)
         if "l0_multiplier" not in self._buffers:
@@ -439,7 +440,9 @@ class SparseRoutingModule(nn.Module):
                 )
                 expected_l0, n_cells = probs.sum(), probs.numel()
             else:  # other gate plugins: their own penalty
-                n_cells = sum(g.n_outputs for g in self.gates)
+                # A plugin need not say how many values it gives (the
+                # protocol asks only for forward); 1 each then.
+                n_cells = sum(getattr(g, "n_outputs", 1) for g in self.gates)
                 expected_l0 = sum(gate_penalty(g) for g in self.gates)
             open_share = expected_l0 / n_cells
             term = open_share if self.l0_reduction == "mean" else expected_l0
@@ -658,40 +661,4 @@ class _SparseRoutingClassifier(FieldClassifierBase):
                 extras[name] = value
             elif hasattr(self, name):  # left by an earlier fit with masks
                 delattr(self, name)
-        names = getattr(net, "task_names", None) or [str(k) for k in range(n_tasks)]
-        warn_constant_tasks(
-            type(self).__name__, names, _training_probabilities(net, inputs)
-        )
         return extras
-
-
-def _training_probabilities(net, inputs, batch_size=4096, max_rows=20000):
-    """(n, K) positive-class (or top-class) probabilities of the first
-    ``max_rows`` training rows, eval mode, for the collapse check."""
-    module = net.module_
-    was_training = module.training
-    module.eval()
-    device = module.fields.offsets.device
-    n = min(len(inputs["numeric"]), max_rows)
-    parts = []
-    try:
-        with torch.no_grad():
-            for start in range(0, n, batch_size):
-                batch = {
-                    k: torch.as_tensor(
-                        v[start : min(start + batch_size, n)], device=device
-                    )
-                    for k, v in inputs.items()
-                }
-                outs = module(**batch)
-                cols = []
-                for out in outs:
-                    out = out.float()
-                    if out.ndim == 1:
-                        cols.append(torch.sigmoid(out))
-                    else:
-                        cols.append(torch.softmax(out, -1).max(-1).values)
-                parts.append(torch.stack(cols, 1).cpu().numpy())
-    finally:
-        module.train(was_training)
-    return np.concatenate(parts) if parts else np.zeros((0, module.n_tasks))
