@@ -45,7 +45,8 @@ class MSSMClassifier(_SparseRoutingClassifier):
     gate : str, class or instance, default="hard_concrete"
         Gate plugin for ``m_ij`` (``gate__*`` routes its parameters).
     l2_penalty : float, default=1e-3
-        lambda_1 on the sum of squared weights (all parameters but the gates').
+        lambda_1 on the sum of squared weights: the linear layers' matrices
+        (not embeddings, biases, gates or FSCM vectors).
     l0_penalty : float, default=1e-2
         lambda_2 on the gates' L0 term, here the *mean* probability that a
         gate cell is open (the expected L0 norm divided by the number of
