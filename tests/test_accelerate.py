@@ -59,7 +59,8 @@ def test_accelerated_fit_learns_and_matches_a_plain_fit(fitted):
         assert roc_auc_score(Y_test[rows, k], proba[rows, k]) > 0.9
     # One CPU process without mixed precision: the same arithmetic as a
     # plain fit with the same seed.
-    plain = SharedBottomClassifier(**PARAMS).fit(X, Y)
+    # Not fused Adam, which a plain fit uses and accelerate does not.
+    plain = SharedBottomClassifier(**PARAMS, optimizer__fused=False).fit(X, Y)
     np.testing.assert_allclose(proba, plain.predict_proba(X_test), atol=1e-6)
 
 
@@ -145,7 +146,9 @@ def test_the_example_runs_under_accelerate_launch():
         "--n-samples",
         "2000",
         "--max-epochs",
-        "2",
+        # The example's default: 2 epochs of 6 steps no longer train MSSM's
+        # piecewise-linear fields past AUC 0.7.
+        "5",
     ]
     result = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=300

@@ -136,7 +136,7 @@ def test_demo_report_scores_equal_the_returned_and_printed_ones(smoke_report):
 
     adult = {
         "MSSMClassifier (raw fields)": "MSSMClassifier (raw fields)",
-        "SharedBottomClassifier (one-hot)": "SharedBottomClassifier (one-hot)",
+        "SharedBottomClassifier (raw fields)": "SharedBottomClassifier (raw fields)",
         "LogisticRegression per task": "LogisticRegression (one per task)",
     }
     for name, label in adult.items():

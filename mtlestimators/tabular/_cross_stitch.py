@@ -30,7 +30,7 @@ class CrossStitchModule(nn.Module):
         hidden_units=(32,),
         tower_units=(32, 16),
         dropout=0.0,
-        numeric_embedding: str = "piecewise_linear",
+        numeric_embedding: str = "linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()

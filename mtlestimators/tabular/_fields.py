@@ -162,6 +162,8 @@ class FieldEncoder:
         if n_bins is not None:
             rows = numeric if counted is None else numeric[counted]
             standardized = ((rows - means) / scales).astype(np.float32)
+            if counted is not None:
+                standardized = _repeat_by_weight(standardized, sample_weight[counted])
             encoder.bins = tuple(
                 quantile_bins(standardized[:, k], int(n_bins))
                 for k in range(standardized.shape[1])
@@ -200,6 +202,16 @@ class FieldEncoder:
         numeric = _numeric_block(X, self.categorical, self.names)
         numeric = ((numeric - self.means) / self.scales).astype(np.float32)
         return {"categorical": codes, "numeric": numeric}
+
+
+def _repeat_by_weight(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The rows a weighted fit bins on: each repeated its weight times when
+    the weights are whole numbers (so integer weights give the bins of the
+    repeated rows, as the means and scales are), else each once."""
+    whole = np.all(weights == np.round(weights))
+    if not whole or np.all(weights == 1) or weights.sum() > _MAX_BIN_ROWS:
+        return rows
+    return np.repeat(rows, weights.astype(np.int64), axis=0)
 
 
 def quantile_bins(values: np.ndarray, n_bins: int) -> tuple[float, ...]:

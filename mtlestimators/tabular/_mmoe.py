@@ -34,7 +34,7 @@ class MMoEModule(nn.Module):
         gate_params: dict | None = None,
         l0_penalty: float = 0.0,
         dropout: float = 0.0,
-        numeric_embedding: str = "piecewise_linear",
+        numeric_embedding: str = "linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()

@@ -97,7 +97,7 @@ class PLEModule(nn.Module):
         gate_params=None,
         l0_penalty=0.0,
         dropout=0.0,
-        numeric_embedding: str = "piecewise_linear",
+        numeric_embedding: str = "linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()

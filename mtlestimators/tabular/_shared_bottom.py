@@ -30,7 +30,7 @@ class SharedBottomModule(nn.Module):
         bottom_units: Sequence[int] = (128, 64),
         tower_units: Sequence[int] = (32,),
         dropout: float = 0.0,
-        numeric_embedding: str = "piecewise_linear",
+        numeric_embedding: str = "linear",
         numeric_options: dict | None = None,
         n_features: int | None = None,
     ):

@@ -31,7 +31,7 @@ class SingleTaskMLPModule(nn.Module):
         embedding_dim: int = 8,
         hidden_units: Sequence[int] = (128, 64),
         dropout: float = 0.0,
-        numeric_embedding: str = "piecewise_linear",
+        numeric_embedding: str = "linear",
         numeric_options: dict | None = None,
     ):
         super().__init__()
