@@ -132,7 +132,7 @@ class MMoEClassifier(FieldClassifierBase):
         As in :class:`~mtlestimators.SharedBottomClassifier`. The family's
         one recipe (Adam, lr 3e-3, batch 128, embedding_dim 8, piecewise-
         linear numeric fields, up to 100 epochs ended by early stopping) was
-        chosen on real tables (docs/results/tabular_recipe.md); the MSSM
+        chosen on real tables (docs/tabular.md); the MSSM
         paper trains with lr 1e-4 and batch 256 on millions of rows.
 
     Attributes
