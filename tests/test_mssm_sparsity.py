@@ -19,6 +19,7 @@ from mtlestimators.tabular._sparse_routing import (
     PrunedRoutingModule,
     SparseRoutingModule,
 )
+from tests.test_mssm import _inputs, _module
 
 FAST = {"verbose": 0, "random_state": 0, "early_stopping": False}
 
@@ -313,32 +314,3 @@ def test_gate_log_alpha_override():
     np.testing.assert_array_equal(
         gate.values().detach().numpy(), gate(None).detach().numpy()
     )
-
-
-def _module(**kwargs):
-    torch.manual_seed(0)
-    params = dict(
-        cardinalities=[5, 4],
-        n_numeric=3,
-        field_order=[0, 2, 1, 3, 4],
-        output_dims=[1, 1],
-        embedding_dim=4,
-        n_specific=2,
-        n_shared=1,
-        subnet_units=(8,),
-        tower_units=(6,),
-    )
-    params.update(kwargs)
-    return SparseRoutingModule(**params)
-
-
-def _inputs(n=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    categorical = torch.stack(
-        [
-            torch.randint(0, 5, (n,), generator=g),
-            torch.randint(0, 4, (n,), generator=g),
-        ],
-        dim=1,
-    )
-    return categorical, torch.randn(n, 3, generator=g)

@@ -91,15 +91,14 @@ def check_collapsed_tasks(estimator, net, inputs, max_rows: int = 4096) -> list:
     array or a dict of arrays), for every task the net trains (a scenario
     model's branches included). A multiclass task is summarized by its top
     class probability."""
-    if isinstance(inputs, dict):
-        n = min(len(next(iter(inputs.values()))), max_rows)
-        head = {k: v[:n] for k, v in inputs.items()}
-    else:
-        n = min(len(inputs), max_rows)
-        head = inputs[:n]
+    import torch
+
+    from .data import _length, _take
+
+    n = min(_length(inputs), max_rows)
     if n < 2:
         return []
-    import torch
+    head = _take(inputs, slice(0, n))
 
     columns = []
     for out in net.task_outputs(head):
