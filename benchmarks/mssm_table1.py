@@ -16,7 +16,7 @@ and batch 256 for long enough that the gates settle). ``MSSM (sum L0)`` is the
 paper's literal L0 term, the *sum* of the expected open cells times lambda_2
 (the library's default is the mean; docs/results/mssm_sparsity.md), without the
 keep-open floor; its per-epoch ``connection_sparsity`` goes to
-``<out>_sparsity.csv`` with the other gated models'.
+``<out>_gates.csv`` with the other gated models'.
 
 Reported per model: mean and standard deviation over seeds of each task's test
 ROC AUC and of the summed test log loss (the paper's "Logloss": the total over
@@ -489,7 +489,7 @@ def main(argv=None):
                 pd.DataFrame(rows).to_csv(out.with_suffix(".csv"), index=False)
                 if trajectories:
                     pd.DataFrame(trajectories).to_csv(
-                        out.parent / f"{out.name}_sparsity.csv", index=False
+                        out.parent / f"{out.name}_gates.csv", index=False
                     )
                 out.with_suffix(".md").write_text(
                     summarize(rows, args, machine, trajectories) + "\n"

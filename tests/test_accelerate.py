@@ -132,6 +132,10 @@ def test_field_models_train_with_an_accelerator(accelerator):
     proba = model.predict_proba(X_test)
     rows = ~np.isnan(Y_test[:, 0])
     assert roc_auc_score(Y_test[rows, 0], proba[rows, 0]) > 0.85
+    # The gates' sparsity is logged every epoch, as without an accelerator.
+    logged = model.history_[:, "connection_sparsity"]
+    assert len(logged) == len(model.history_)
+    assert logged[-1] == pytest.approx(model.connection_sparsity_)
 
 
 def test_the_example_runs_under_accelerate_launch():

@@ -39,7 +39,12 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from .._core.layers import TaskTower, mlp, out_width
-from .._core.net import MultiTaskNet, decayed_parameters
+from .._core.net import (
+    AcceleratedMultiTaskNet,
+    MultiTaskNet,
+    bare_module,
+    decayed_parameters,
+)
 from ..gates import HardConcreteGate
 from ..plugins import build_gate, gate_penalty
 from ._base import FieldClassifierBase, field_input_width
@@ -620,14 +625,16 @@ class SparsityLog(Callback):
     input-independent hard-concrete gates; other gate plugins record NaN."""
 
     def on_epoch_end(self, net, **kwargs):
-        cells = net.module_.eval_cell_values()
+        # The bare module: under accelerate with several processes module_ is
+        # wrapped in DistributedDataParallel.
+        cells = bare_module(net.module_).eval_cell_values()
         value = float("nan") if cells is None else float((cells == 0).mean())
         net.history.record("connection_sparsity", value)
 
 
-class SparseRoutingNet(MultiTaskNet):
-    """MultiTaskNet that logs the gates' sparsity every epoch (before the
-    epoch table is printed, so it is one of its columns)."""
+class _SparsityLogMixin:
+    """Adds :class:`SparsityLog` to a net's default callbacks, before the
+    epoch table is printed, so that it is one of its columns."""
 
     def get_default_callbacks(self):
         callbacks = list(super().get_default_callbacks())
@@ -637,8 +644,17 @@ class SparseRoutingNet(MultiTaskNet):
         return callbacks
 
 
+class SparseRoutingNet(_SparsityLogMixin, MultiTaskNet):
+    """MultiTaskNet that logs the gates' sparsity every epoch."""
+
+
+class AcceleratedSparseRoutingNet(_SparsityLogMixin, AcceleratedMultiTaskNet):
+    """The same under an ``accelerate.Accelerator``."""
+
+
 class _SparseRoutingClassifier(FieldClassifierBase):
     _net_class = SparseRoutingNet
+    _accelerated_net_class = AcceleratedSparseRoutingNet
 
     def _fitted_extras(self, net, inputs) -> dict:
         module = net.module_
