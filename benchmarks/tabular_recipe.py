@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from skorch.callbacks import LRScheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -60,6 +61,18 @@ RECIPES = {
     "20 epochs, no early stopping (the old recipe's length)": {
         "max_epochs": 20,
         "early_stopping": False,
+    },
+    # A schedule: lr x0.3 after 3 epochs without a better held-out task loss
+    # (early stopping's patience of 10 then allows about three cuts).
+    "lr x0.3 on plateau (patience 3)": {
+        "callbacks": [
+            LRScheduler(
+                policy="ReduceLROnPlateau",
+                monitor="valid_task_loss",
+                patience=3,
+                factor=0.3,
+            )
+        ]
     },
 }
 ARMS = ("MSSM", "MMoE")
