@@ -79,6 +79,26 @@ ARMS = ("MSSM", "MMoE")
 DATASETS = ("cps1988", "wa_churn")
 
 
+def describe(change):
+    """A recipe's parameters as text, a callback by its settings (not its
+    object address)."""
+    if not change:
+        return repr(change)
+
+    def text(value):
+        if isinstance(value, list):
+            return "[" + ", ".join(text(v) for v in value) + "]"
+        if isinstance(value, LRScheduler):
+            settings = ", ".join(f"{k}={v!r}" for k, v in value.kwargs.items())
+            return (
+                f"LRScheduler(policy={value.policy!r}, "
+                f"monitor={value.monitor!r}, {settings})"
+            )
+        return repr(value)
+
+    return "{" + ", ".join(f"{k!r}: {text(v)}" for k, v in change.items()) + "}"
+
+
 def recipe_params(arm: str, recipe: str):
     """The parameters of (arm, recipe), or a reason to skip it."""
     cls = suite.library_class(arm)
@@ -110,7 +130,7 @@ def fit_recipe(dataset, arm, seed, max_rows, recipe):
         ]
     rows = suite.fit_one(dataset, arm, seed, max_rows, params=params, recipe=recipe)
     for row in rows:
-        row["params"] = repr(params)
+        row["params"] = describe(params)
     return rows
 
 
@@ -170,7 +190,7 @@ def report(frame: pd.DataFrame, header: list[str]) -> str:
         lines.append("")
     lines += suite.epoch_cap_note(frame)
     lines += ["## Recipes", "", f"BASE: `{BASE}`", ""]
-    lines += [f"- {name}: `{change}`" for name, change in RECIPES.items()]
+    lines += [f"- {name}: `{describe(change)}`" for name, change in RECIPES.items()]
     lines += [
         "",
         "`defaults`: the estimator as shipped. Per-task AUC and log loss are in the "
