@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
+from skorch.callbacks import Callback
 
 from mtlestimators import (
     CrossStitchClassifier,
@@ -52,6 +53,7 @@ from mtlestimators import (
     SingleTaskMLPClassifier,
     SNRClassifier,
 )
+from mtlestimators._core.net import bare_module
 from mtlestimators.datasets import load_adult_multitask, make_multitask_classification
 from mtlestimators.tabular._fields import FieldEncoder, categorical_mask
 
@@ -85,6 +87,18 @@ def training(args, seed):
     return dict(params, verbose=0, random_state=seed)
 
 
+class GateValues(Callback):
+    """Records ``mean_gate``, the mean eval-mode value of the CSSM gate cells
+    (1 open, 0 closed), every epoch: it shows the gates moving before any
+    cell reaches exactly 0."""
+
+    def on_epoch_end(self, net, **kwargs):
+        cells = bare_module(net.module_).eval_cell_values()
+        net.history.record(
+            "mean_gate", float("nan") if cells is None else float(cells.mean())
+        )
+
+
 def n_cells(n_tasks: int) -> int:
     """CSSM gate cells at this script's sizes: every task's connections to its
     own sub-network and the shared one, one gate per unit of width."""
@@ -98,6 +112,12 @@ def ours(args, n_tasks):
     # The paper's lambda_2 = 1e-2 on the summed expected L0 norm: the mean the
     # library uses times the number of cells.
     sum_l0 = dict(l0_penalty=1e-2 * n_cells(n_tasks), keep_open=False)
+
+    def mssm(seed, **params):
+        return MSSMClassifier(
+            **sparse, **params, **training(args, seed), callbacks=[GateValues()]
+        )
+
     return {
         "Single-Task": (
             # The paper's single-task network: the two shared layers (96, 16)
@@ -152,25 +172,11 @@ def ours(args, n_tasks):
             ),
             False,
         ),
-        "MSSM": (lambda s: MSSMClassifier(**sparse, **training(args, s)), False),
-        "MSSM (sum L0)": (
-            lambda s: MSSMClassifier(**sparse, **sum_l0, **training(args, s)),
-            False,
-        ),
-        "MSSM-a": (
-            lambda s: MSSMClassifier(field_masks=False, **sparse, **training(args, s)),
-            False,
-        ),
-        "MSSM-b": (
-            lambda s: MSSMClassifier(cell_sharing=False, **sparse, **training(args, s)),
-            False,
-        ),
-        "MSSM-Basic": (
-            lambda s: MSSMClassifier(
-                field_masks=False, cell_sharing=False, **sparse, **training(args, s)
-            ),
-            False,
-        ),
+        "MSSM": (lambda s: mssm(s), False),
+        "MSSM (sum L0)": (lambda s: mssm(s, **sum_l0), False),
+        "MSSM-a": (lambda s: mssm(s, field_masks=False), False),
+        "MSSM-b": (lambda s: mssm(s, cell_sharing=False), False),
+        "MSSM-Basic": (lambda s: mssm(s, field_masks=False, cell_sharing=False), False),
     }
 
 
@@ -189,7 +195,13 @@ def fit_ours(factory, per_task, data, seed):
         epochs.append(len(model.history_))
         if hasattr(model, "connection_sparsity_"):
             extra["connection_sparsity_"] = model.connection_sparsity_
-            trajectory = list(model.history_[:, "connection_sparsity"])
+            gates = [epoch.get("mean_gate", float("nan")) for epoch in model.history_]
+            trajectory = list(
+                zip(model.history_[:, "connection_sparsity"], gates, strict=True)
+            )
+            cells = bare_module(model.net_.module_).eval_cell_values()
+            if cells is not None:
+                extra["mean_gate"] = float(cells.mean())
         if hasattr(model, "field_masks_"):
             extra["mean_field_mask"] = float(np.mean(model.field_masks_))
             extra["zero_field_masks"] = float(np.mean(model.field_masks_ == 0))
@@ -320,32 +332,49 @@ def settings(args) -> str:
 
 
 def settling(trajectories: list[dict]) -> list[str]:
-    """Per gated model: mean share of closed cells at every tenth epoch, and
-    how far it moved over the last 10 epochs (the largest move of any seed)."""
+    """Per gated model: the mean over seeds, at every tenth epoch, of the share
+    of closed cells and (where recorded) of the mean gate value, and how far
+    each moved over the last 10 epochs (the largest move of any seed)."""
     if not trajectories:
         return []
     frame = pd.DataFrame(trajectories)
+    if "mean_gate" not in frame:
+        frame["mean_gate"] = float("nan")
     lines = [
-        "Gate cells closed (connection_sparsity) over the epochs, mean over seeds; "
-        "'last 10 epochs' is the largest change of any seed over its last 10 "
-        "epochs (settled when it is near 0).",
+        "Gate cells over the epochs, mean over the seeds still training at that "
+        "epoch: closed share (connection_sparsity) and mean eval-mode gate value "
+        "(1 open, 0 closed; MSSM rows only), at epochs 1, 10, 20, ... and the "
+        "last. 'last 10 epochs': the largest change of any seed over its last 10 "
+        "epochs, closed share / mean gate value (settled when both are near 0).",
         "",
-        "| dataset | model | sparsity at epoch 1, 10, 20, ... last | last 10 epochs |",
-        "| --- | --- | --- | --- |",
+        "| dataset | model | closed share | mean gate value | last 10 epochs |",
+        "| --- | --- | --- | --- | --- |",
     ]
+
+    def path(series):
+        marks = [e for e in series.index if e == 1 or e % 10 == 0]
+        if series.index[-1] not in marks:
+            marks.append(series.index[-1])
+        if series.isna().all():
+            return ""
+        return ", ".join(f"{series[e]:.2f}" for e in marks)
+
     for (dataset, model), part in frame.groupby(["dataset", "model"], sort=False):
-        by_epoch = part.groupby("epoch")["connection_sparsity"].mean()
-        marks = [e for e in by_epoch.index if e == 1 or e % 10 == 0]
-        if by_epoch.index[-1] not in marks:
-            marks.append(by_epoch.index[-1])
-        path = ", ".join(f"{by_epoch[e]:.2f}" for e in marks)
-        moves = []
+        by_epoch = part.groupby("epoch")[["connection_sparsity", "mean_gate"]].mean()
+        moves = {"connection_sparsity": [], "mean_gate": []}
         for _, runs in part.groupby("seed"):
-            values = runs.sort_values("epoch")["connection_sparsity"].to_numpy()
-            if len(values) > 10:
-                moves.append(abs(values[-1] - values[-11]))
-        move = f"{max(moves):.3f}" if moves else ""
-        lines.append(f"| {dataset} | {model} | {path} | {move} |")
+            runs = runs.sort_values("epoch")
+            for column, found in moves.items():
+                values = runs[column].to_numpy()
+                if len(values) > 10 and not np.isnan(values[-1]):
+                    found.append(abs(values[-1] - values[-11]))
+        move = " / ".join(
+            f"{max(found):.3f}" if found else "-" for found in moves.values()
+        )
+        lines.append(
+            f"| {dataset} | {model} | {path(by_epoch['connection_sparsity'])} | "
+            f"{path(by_epoch['mean_gate'])} | {move} |"
+        )
     return lines + [""]
 
 
@@ -464,8 +493,9 @@ def main(argv=None):
                         "seed": seed,
                         "epoch": epoch,
                         "connection_sparsity": value,
+                        "mean_gate": gate,
                     }
-                    for epoch, value in enumerate(trajectory, 1)
+                    for epoch, (value, gate) in enumerate(trajectory, 1)
                 ]
                 aucs, total = score(np.asarray(data[3]), proba)
                 row = {
