@@ -423,3 +423,78 @@ def test_a_collapsed_task_of_any_classifier_warns_with_its_name():
             est.fit(X, Y)
     finally:
         net_module.MultiTaskNet.task_outputs = real
+
+
+# ------------------------------------------------ lr_schedule="plateau"
+def _learning_rates(est):
+    return [float(g["lr"]) for g in est.net_.optimizer_.param_groups]
+
+
+def _cuts_follow_plateaus(est, lr, patience=3):
+    """The epochs' learning rates: each change is a cut by 0.3 that comes
+    after more than ``patience`` epochs without a better held-out loss."""
+    rates = list(est.history_[:, "event_lr"])
+    losses = list(est.history_[:, MONITOR])
+    assert rates[0] == pytest.approx(lr)
+    cuts = 0
+    for e in range(1, len(rates)):
+        if rates[e] == pytest.approx(rates[e - 1]):
+            continue
+        cuts += 1
+        assert rates[e] == pytest.approx(0.3 * rates[e - 1])
+        best_before = int(np.argmin(losses[:e]))
+        assert e - 1 - best_before > patience
+    return cuts
+
+
+def test_the_plateau_schedule_cuts_the_learning_rate_on_the_held_out_loss():
+    X, Y = _tasks(3000)
+    est = _small(lr=5e-2, n_iter_no_change=12, lr_schedule="plateau").fit(X, Y)
+    assert _cuts_follow_plateaus(est, 5e-2) >= 1
+    assert min(_learning_rates(est)) < 5e-2
+    constant = _small(lr=5e-2, n_iter_no_change=12, lr_schedule="constant")
+    constant.fit(X, Y)
+    assert _learning_rates(constant) == [pytest.approx(5e-2)]
+    assert "event_lr" not in constant.history_[-1]
+    # Without held-out rows there is no loss to watch: the rate stays.
+    plain = _small(lr=5e-2, early_stopping=False, max_epochs=20).fit(X, Y)
+    assert plain.lr_schedule == "plateau"
+    assert _learning_rates(plain) == [pytest.approx(5e-2)]
+
+
+def test_the_plateau_schedule_follows_warm_start_continuations():
+    from mtlestimators._core.early_stopping import SCHEDULE_NAME
+
+    X, Y = _tasks(3000)
+    est = _small(lr=5e-2, n_iter_no_change=12, warm_start=True)
+    est.set_params(early_stopping=False, max_epochs=2).fit(X, Y)
+    assert SCHEDULE_NAME not in dict(est.net_.callbacks_)
+    # A continuation that stops early gets the schedule, after early stopping.
+    est.set_params(early_stopping=True, max_epochs=60).fit(X, Y)
+    names = [name for name, _ in est.net_.callbacks_]
+    assert names.index(SCHEDULE_NAME) == names.index("early_stopping_task_mean") + 1
+    rates = est.history_[2:, "event_lr"]
+    assert min(rates) < rates[0] == pytest.approx(5e-2)
+    # One that does not stop early leaves the (cut) rate as it is.
+    before = _learning_rates(est)
+    est.set_params(early_stopping=False, max_epochs=3).fit(X, Y)
+    assert _learning_rates(est) == pytest.approx(before)
+    assert not dict(est.net_.callbacks_)[SCHEDULE_NAME].active
+
+
+def test_an_interrupted_fit_resumes_with_its_schedule(tmp_path):
+    X, Y = _tasks(3000)
+    params = dict(lr=5e-2, n_iter_no_change=12)
+    reference = _small(**params).fit(X, Y)
+    rates = list(reference.history_[:, "event_lr"])
+    first_cut = next(e for e in range(1, len(rates)) if rates[e] < rates[e - 1])
+    at = first_cut + 2  # interrupted after the first cut
+    assert at < reference.n_iter_
+    Interrupt.armed = 1
+    cut = _small(**params, checkpoint_dir=tmp_path, callbacks=[Interrupt(at=at)])
+    assert cut.fit(X, Y).n_iter_ == at
+    resumed = _small(**params, checkpoint_dir=tmp_path, callbacks=[Interrupt(at=at)])
+    resumed.fit(X, Y)
+    assert list(resumed.history_[:, "event_lr"]) == pytest.approx(rates)
+    assert resumed.best_epoch_ == reference.best_epoch_
+    assert _state_dicts_equal(resumed, reference)

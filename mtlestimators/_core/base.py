@@ -26,9 +26,11 @@ from .checkpoint import (
 from .data import TensorBatchIterator
 from .early_stopping import (
     CALLBACK_NAME,
+    SCHEDULE_NAME,
     HeldOutRows,
     early_stopping_callback,
     early_stopping_on,
+    lr_schedule_callback,
     validation_rows,
 )
 from .net import AcceleratedMultiTaskNet, MultiTaskLoss, MultiTaskNet
@@ -254,6 +256,7 @@ class NetEstimatorBase(BaseEstimator):
         "validation_fraction": [Real(0, 1, closed="neither")],
         "n_iter_no_change": [Integer(1)],
         "tol": [Real(0)],
+        "lr_schedule": [Options(["plateau", "constant"])],
     }
 
     def _routed_for(self, prefix: str) -> dict:
@@ -475,6 +478,9 @@ class NetEstimatorBase(BaseEstimator):
             # First among the user's callbacks, so that theirs (a scheduler on
             # plateau) can read the epoch's valid_task_loss.
             callbacks.insert(0, (CALLBACK_NAME, early_stopping_callback(self)))
+            schedule = lr_schedule_callback(self)
+            if schedule is not None:
+                callbacks.insert(1, (SCHEDULE_NAME, schedule))
         accelerator = getattr(self, "accelerator", None)
         if (
             accelerator is None
@@ -660,12 +666,19 @@ class NetEstimatorBase(BaseEstimator):
         return net
 
     def _set_continuation_early_stopping(self, net, held_out) -> None:
-        """Point a continuation's early stopping at ``held_out`` with the
-        current settings (adding the callback if the first fit had none), or
-        make it inert when this continuation does not stop early."""
+        """Point a continuation's early stopping (and ``lr_schedule``) at
+        ``held_out`` with the current settings (adding the callbacks if the
+        first fit had none), or make them inert when this continuation does
+        not stop early."""
         net.train_split = held_out if held_out is not None else self.train_split
         named = dict(net.callbacks_)
         callback = named.get(CALLBACK_NAME)
+        schedule = named.get(SCHEDULE_NAME)
+        wanted = lr_schedule_callback(self) if held_out is not None else None
+        if schedule is not None:
+            schedule.active = wanted is not None
+            if wanted is not None:
+                schedule.set_params(threshold=wanted.threshold)
         if held_out is None:
             if callback is not None:
                 callback.active = False
@@ -679,11 +692,18 @@ class NetEstimatorBase(BaseEstimator):
             builtin = {"epoch_timer", "train_loss", "valid_loss"}
             at = max((i + 1 for i, n in enumerate(names) if n in builtin), default=0)
             net.callbacks_.insert(at, (CALLBACK_NAME, fresh))
-            return
-        callback.set_params(
-            patience=fresh.patience, threshold=fresh.threshold, sink=fresh.sink
-        )
-        callback.active = True
+        else:
+            callback.set_params(
+                patience=fresh.patience, threshold=fresh.threshold, sink=fresh.sink
+            )
+            callback.active = True
+        if wanted is not None and schedule is None:
+            # Right after early stopping, which records the loss it reads.
+            wanted.initialize()
+            names = [name for name, _ in net.callbacks_]
+            net.callbacks_.insert(
+                names.index(CALLBACK_NAME) + 1, (SCHEDULE_NAME, wanted)
+            )
 
     @staticmethod
     def _check_accelerated_net(net) -> None:

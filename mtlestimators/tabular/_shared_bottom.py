@@ -159,6 +159,12 @@ class SharedBottomClassifier(FieldClassifierBase):
     tol : float, default=1e-4
         Smallest decrease of the validation loss that counts as an
         improvement.
+    lr_schedule : {"plateau", "constant"}, default="plateau"
+        ``"plateau"``: in a fit that stops early, multiply the learning rate
+        by 0.3 when the held-out task loss has not improved by ``tol`` for
+        more than 3 epochs (torch's ``ReduceLROnPlateau``, patience 3; early
+        stopping's patience of 10 then allows about two cuts). A fit without
+        early stopping keeps ``lr`` constant, as ``"constant"`` always does.
     class_weight : None, "balanced", dict or list of dict, default=None
         Per-task class weights multiplying each row's loss: ``"balanced"``
         weights each task's classes by ``n / (n_classes * count)`` over its
@@ -240,6 +246,7 @@ class SharedBottomClassifier(FieldClassifierBase):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str = "plateau",
         class_weight=None,
         **kwargs,
     ):
@@ -270,6 +277,7 @@ class SharedBottomClassifier(FieldClassifierBase):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.lr_schedule = lr_schedule
         self.class_weight = class_weight
         vars(self).update(kwargs)
 

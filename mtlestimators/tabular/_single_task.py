@@ -84,7 +84,7 @@ class SingleTaskMLPClassifier(FieldClassifierBase):
     loss_weighter, lr, max_epochs, batch_size, optimizer, callbacks,
     warm_start, verbose, device, random_state, train_split, checkpoint_dir,
     autocast, accelerator, early_stopping, validation_fraction,
-    n_iter_no_change, tol, class_weight, **kwargs
+    n_iter_no_change, tol, lr_schedule, class_weight, **kwargs
         As in :class:`~mtlestimators.MMoEClassifier`. With the ``uniform``
         loss weighter and Adam, the gradient of each network is that of its
         own task alone; other weighters only rescale each task's loss. What
@@ -145,6 +145,7 @@ class SingleTaskMLPClassifier(FieldClassifierBase):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str = "plateau",
         class_weight=None,
         **kwargs,
     ):
@@ -174,6 +175,7 @@ class SingleTaskMLPClassifier(FieldClassifierBase):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.lr_schedule = lr_schedule
         self.class_weight = class_weight
         vars(self).update(kwargs)
 
