@@ -343,16 +343,20 @@ def settling(trajectories: list[dict]) -> list[str]:
     lines = [
         "Gate cells over the epochs, mean over the seeds still training at that "
         "epoch: closed share (connection_sparsity) and mean eval-mode gate value "
-        "(1 open, 0 closed; MSSM rows only), at epochs 1, 10, 20, ... and the "
-        "last. 'last 10 epochs': the largest change of any seed over its last 10 "
-        "epochs, closed share / mean gate value (settled when both are near 0).",
+        "(1 open, 0 closed; MSSM rows only), at epochs 1, 10, 20, ... (1, 50, "
+        "100, ... in fits longer than 150 epochs) and the last. 'last 10 "
+        "epochs': the largest change of any seed over its last 10 epochs, closed "
+        "share / mean gate value (settled when both are near 0).",
         "",
         "| dataset | model | closed share | mean gate value | last 10 epochs |",
         "| --- | --- | --- | --- | --- |",
     ]
 
+    longest = int(frame["epoch"].max())
+    step = 10 if longest <= 150 else 50
+
     def path(series):
-        marks = [e for e in series.index if e == 1 or e % 10 == 0]
+        marks = [e for e in series.index if e == 1 or e % step == 0]
         if series.index[-1] not in marks:
             marks.append(series.index[-1])
         if series.isna().all():
@@ -455,6 +459,11 @@ def main(argv=None):
     )
     parser.add_argument("--models", nargs="*", default=None, help="subset of models")
     parser.add_argument("--out", default=str(RESULTS / "mssm"))
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite <out>.md from <out>.csv and <out>_gates.csv (same arguments)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     machine = (
@@ -465,6 +474,15 @@ def main(argv=None):
     trajectories: list[dict] = []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        gates = out.parent / f"{out.name}_gates.csv"
+        rows = pd.read_csv(out.with_suffix(".csv")).to_dict("records")
+        if gates.exists():
+            trajectories = pd.read_csv(gates).to_dict("records")
+        out.with_suffix(".md").write_text(
+            summarize(rows, args, machine, trajectories) + "\n"
+        )
+        return
     for dataset in args.datasets:
         data = load(dataset, args.synthetic_samples)
         n_train = len(data[0])
