@@ -267,9 +267,10 @@ def fit_rechub(build, data, seed, args):
     model = build(encoder)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr or 3e-3)
     n, batch_size = len(y), args.batch_size or 128
+    epochs = args.epochs or 100  # the library's max_epochs
     start = time.perf_counter()
     model.train()
-    for _ in range(args.epochs):
+    for _ in range(epochs):
         order = torch.randperm(n)
         for lo in range(0, n, batch_size):
             index = order[lo : lo + batch_size]
@@ -282,7 +283,7 @@ def fit_rechub(build, data, seed, args):
     model.eval()
     with torch.no_grad():
         proba = model(test).numpy()
-    return proba, seconds, {"epochs": str(args.epochs), "epochs_total": args.epochs}, []
+    return proba, seconds, {"epochs": str(epochs), "epochs_total": epochs}, []
 
 
 def score(Y_test, proba):
@@ -326,7 +327,9 @@ def settings(args) -> str:
         "every epoch of the budget (early stopping off)"
         if args.no_early_stopping
         else "early stopping at its defaults (10% of the training rows held out, "
-        "patience 10, best epoch restored)"
+        "patience 10, best epoch restored; the learning rate x0.3 once the "
+        "held-out loss has not improved for 3 epochs, lr_schedule='plateau', "
+        "in versions that have it)"
     )
     return f"Adam, lr {lr}, batch {batch}, at most {budget} epochs, {stop}"
 

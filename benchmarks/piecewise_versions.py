@@ -48,6 +48,8 @@ def main(argv=None):
                 for arm in ("A", "B", "linear"):
                     rtdl.PiecewiseLinearEmbeddings = VersionA if arm == "A" else Package
                     params = {"numeric_embedding": "linear"} if arm == "linear" else {}
+                    # The recorded run had a constant learning rate.
+                    params["lr_schedule"] = "constant"
                     start = time.perf_counter()
                     try:
                         model = cls(verbose=0, random_state=seed, **params)

@@ -435,15 +435,20 @@ def _cuts_follow_plateaus(est, lr, patience=3):
     after more than ``patience`` epochs without a better held-out loss."""
     rates = list(est.history_[:, "event_lr"])
     losses = list(est.history_[:, MONITOR])
+    tol = est.tol
     assert rates[0] == pytest.approx(lr)
-    cuts = 0
+    # As torch counts: bad epochs since the last improvement by more than
+    # tol, or since the last cut (which resets the count, not the best).
+    cuts, best, counted_from = 0, np.inf, -1
     for e in range(1, len(rates)):
+        if losses[e - 1] < best - tol:
+            best, counted_from = losses[e - 1], e - 1
         if rates[e] == pytest.approx(rates[e - 1]):
             continue
         cuts += 1
         assert rates[e] == pytest.approx(0.3 * rates[e - 1])
-        best_before = int(np.argmin(losses[:e]))
-        assert e - 1 - best_before > patience
+        assert e - 1 - counted_from > patience
+        counted_from = e - 1
     return cuts
 
 
@@ -475,10 +480,10 @@ def test_the_plateau_schedule_follows_warm_start_continuations():
     assert names.index(SCHEDULE_NAME) == names.index("early_stopping_task_mean") + 1
     rates = est.history_[2:, "event_lr"]
     assert min(rates) < rates[0] == pytest.approx(5e-2)
-    # One that does not stop early leaves the (cut) rate as it is.
-    before = _learning_rates(est)
+    # One that does not stop early starts again at lr and keeps it.
+    assert min(_learning_rates(est)) < 5e-2
     est.set_params(early_stopping=False, max_epochs=3).fit(X, Y)
-    assert _learning_rates(est) == pytest.approx(before)
+    assert _learning_rates(est) == [pytest.approx(5e-2)]
     assert not dict(est.net_.callbacks_)[SCHEDULE_NAME].active
 
 
@@ -488,8 +493,11 @@ def test_an_interrupted_fit_resumes_with_its_schedule(tmp_path):
     reference = _small(**params).fit(X, Y)
     rates = list(reference.history_[:, "event_lr"])
     first_cut = next(e for e in range(1, len(rates)) if rates[e] < rates[e - 1])
-    at = first_cut + 2  # interrupted after the first cut
-    assert at < reference.n_iter_
+    # Interrupted two epochs before the first cut, inside the run of epochs
+    # without improvement: the resumed scheduler must remember how many.
+    losses = list(reference.history_[:, MONITOR])
+    at = first_cut - 2
+    assert min(losses[:at]) <= min(losses[: first_cut - 4]) + reference.tol
     Interrupt.armed = 1
     cut = _small(**params, checkpoint_dir=tmp_path, callbacks=[Interrupt(at=at)])
     assert cut.fit(X, Y).n_iter_ == at
@@ -498,3 +506,47 @@ def test_an_interrupted_fit_resumes_with_its_schedule(tmp_path):
     assert list(resumed.history_[:, "event_lr"]) == pytest.approx(rates)
     assert resumed.best_epoch_ == reference.best_epoch_
     assert _state_dicts_equal(resumed, reference)
+
+
+def test_a_fitted_model_with_the_schedule_pickles_without_its_optimizer_copy():
+    import pickle
+
+    from mtlestimators._core.early_stopping import SCHEDULE_NAME
+
+    X, Y = _tasks(3000)
+    est = _small(lr=5e-2, n_iter_no_change=12, max_epochs=20).fit(X, Y)
+    assert dict(est.net_.callbacks_)[SCHEDULE_NAME].lr_scheduler_ is not None
+    loaded = pickle.loads(pickle.dumps(est))
+    assert dict(loaded.net_.callbacks_)[SCHEDULE_NAME].lr_scheduler_ is None
+    np.testing.assert_allclose(loaded.predict_proba(X), est.predict_proba(X))
+    # and it trains on: the scheduler is rebuilt when a fit starts
+    loaded.set_params(warm_start=True, max_epochs=2).fit(X, Y)
+    assert dict(loaded.net_.callbacks_)[SCHEDULE_NAME].lr_scheduler_ is not None
+
+
+def test_a_users_own_scheduler_replaces_the_built_in_one():
+    from skorch.callbacks import LRScheduler
+
+    from mtlestimators._core.early_stopping import SCHEDULE_NAME
+
+    X, Y = _tasks(3000)
+    step = LRScheduler(policy="StepLR", step_size=5, gamma=0.5)
+    est = _small(lr=5e-2, n_iter_no_change=12, max_epochs=12, callbacks=[step])
+    est.fit(X, Y)
+    assert SCHEDULE_NAME not in dict(est.net_.callbacks_)
+    rates = est.history_[:, "event_lr"]
+    assert rates[:5] == [pytest.approx(5e-2)] * 5
+    assert rates[5:10] == [pytest.approx(2.5e-2)] * 5
+
+
+def test_a_model_pickled_before_lr_schedule_existed_keeps_a_constant_rate():
+    import pickle
+
+    X, Y = _tasks(300)
+    est = _small(max_epochs=2, early_stopping=False).fit(X, Y)
+    state = est.__getstate__()
+    del state["lr_schedule"]
+    old = SharedBottomClassifier.__new__(SharedBottomClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["lr_schedule"] == "constant"
+    assert pickle.loads(pickle.dumps(old)).lr_schedule == "constant"

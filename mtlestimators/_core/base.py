@@ -475,8 +475,9 @@ class NetEstimatorBase(BaseEstimator):
         train_split = self.train_split
         if held_out is not None:  # early stopping on its own held-out rows
             train_split = held_out
-            # First among the user's callbacks, so that theirs (a scheduler on
-            # plateau) can read the epoch's valid_task_loss.
+            # First among the user's callbacks, so that theirs can read the
+            # epoch's valid_task_loss; lr_schedule's own scheduler comes next
+            # (none when the user brings an LRScheduler).
             callbacks.insert(0, (CALLBACK_NAME, early_stopping_callback(self)))
             schedule = lr_schedule_callback(self)
             if schedule is not None:
@@ -653,7 +654,8 @@ class NetEstimatorBase(BaseEstimator):
         net.max_epochs = self.max_epochs
         net.verbose = int(self.verbose)
         net.batch_size = self.batch_size
-        if net.lr != self.lr:
+        if net.lr != self.lr or SCHEDULE_NAME in dict(net.callbacks_):
+            # Also after lr_schedule's cuts: a continuation starts at lr.
             net.set_params(lr=self.lr)
         self._set_continuation_early_stopping(net, held_out)
         try:

@@ -260,17 +260,43 @@ class HeldOutPlateau(LRScheduler):
         # skorch passes every other public attribute to the scheduler.
         return {k: v for k, v in super().kwargs.items() if k != "active"}
 
+    @classmethod
+    def _get_param_names(cls):
+        return ["patience", "factor", "threshold", "active"]
+
+    def __getstate__(self):
+        # The torch scheduler holds the optimizer, whose tensors skorch
+        # pickles on its own (so that a CUDA-trained model loads on a CPU);
+        # a second copy here would not. on_train_begin builds a new one, and
+        # checkpoints save its state_dict from the live object.
+        state = dict(self.__dict__)
+        state["lr_scheduler_"] = None
+        return state
+
     def on_epoch_end(self, net, **kwargs):
         if not self.active or MONITOR not in net.history[-1]:
             return
         super().on_epoch_end(net, **kwargs)
 
 
+def _has_own_scheduler(estimator) -> bool:
+    for entry in getattr(estimator, "callbacks", None) or ():
+        callback = entry[1] if isinstance(entry, tuple) else entry
+        if isinstance(callback, LRScheduler) or (
+            isinstance(callback, type) and issubclass(callback, LRScheduler)
+        ):
+            return True
+    return False
+
+
 def lr_schedule_callback(estimator) -> HeldOutPlateau | None:
     """The schedule callback of ``estimator``'s ``lr_schedule`` for a fit
-    that stops early, or None (``"constant"``; estimators without the
-    parameter keep a constant learning rate)."""
+    that stops early, or None: ``"constant"``, an estimator without the
+    parameter, or a user's own ``LRScheduler`` in ``callbacks`` (which then
+    schedules alone, rather than both cutting the rate)."""
     if getattr(estimator, "lr_schedule", "constant") != "plateau":
+        return None
+    if _has_own_scheduler(estimator):
         return None
     return HeldOutPlateau(threshold=float(estimator.tol))
 

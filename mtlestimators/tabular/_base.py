@@ -27,6 +27,13 @@ class FieldClassifierBase(MultiTaskClassifierBase):
     categorical field is its own category.
     """
 
+    def __setstate__(self, state):
+        # Pickled before lr_schedule existed: those fits kept lr constant.
+        if "lr_schedule" in self._get_param_names():
+            state = dict(state)
+            state.setdefault("lr_schedule", "constant")
+        super().__setstate__(state)
+
     _X_check_params = {"dtype": None, "ensure_all_finite": False}
     _module_prefixes = ("gate",)
     _routed_prefixes = MultiTaskClassifierBase._routed_prefixes + ("gate",)

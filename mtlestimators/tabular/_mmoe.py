@@ -96,7 +96,8 @@ class MMoEClassifier(FieldClassifierBase):
         Rubachev & Babenko, NeurIPS 2022), after z-scoring: ``"linear"``,
         ``x v + b``; ``"piecewise_linear"``, the piecewise-linear encoding on
         ``numeric_bins`` quantile bins of the training values, then a per-field
-        linear map (the paper's Q-L); ``"periodic"``, ``numeric_frequencies``
+        linear map (the paper's Q-L), plus a linear term (the package's version
+        "B"; the piecewise part starts at zero); ``"periodic"``, ``numeric_frequencies``
         trainable frequencies per field, ``sin``/``cos``, then a linear map and
         ReLU shared by the fields (the paper's PLR in its "lite" form). The
         encodings come from the authors' ``rtdl_num_embeddings``. Each gives

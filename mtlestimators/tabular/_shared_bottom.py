@@ -164,7 +164,10 @@ class SharedBottomClassifier(FieldClassifierBase):
         by 0.3 when the held-out task loss has not improved by ``tol`` for
         more than 3 epochs (torch's ``ReduceLROnPlateau``, patience 3; early
         stopping's patience of 10 then allows about two cuts). A fit without
-        early stopping keeps ``lr`` constant, as ``"constant"`` always does.
+        early stopping keeps ``lr`` constant, as ``"constant"`` always does;
+        so does the built-in schedule give way to an ``LRScheduler`` of your
+        own in ``callbacks``. A ``warm_start`` continuation starts again at
+        ``lr``.
     class_weight : None, "balanced", dict or list of dict, default=None
         Per-task class weights multiplying each row's loss: ``"balanced"``
         weights each task's classes by ``n / (n_classes * count)`` over its
