@@ -359,11 +359,14 @@ def settling(trajectories: list[dict]) -> list[str]:
     step = 10 if longest <= 150 else 50
 
     def path(series):
+        # An epoch that early stopping ended has no mean_gate: the stop comes
+        # before the later callbacks run.
+        series = series.dropna()
+        if series.empty:
+            return ""
         marks = [e for e in series.index if e == 1 or e % step == 0]
         if series.index[-1] not in marks:
             marks.append(series.index[-1])
-        if series.isna().all():
-            return ""
         return ", ".join(f"{series[e]:.2f}" for e in marks)
 
     for (dataset, model), part in frame.groupby(["dataset", "model"], sort=False):
@@ -372,8 +375,8 @@ def settling(trajectories: list[dict]) -> list[str]:
         for _, runs in part.groupby("seed"):
             runs = runs.sort_values("epoch")
             for column, found in moves.items():
-                values = runs[column].to_numpy()
-                if len(values) > 10 and not np.isnan(values[-1]):
+                values = runs[column].dropna().to_numpy()
+                if len(values) > 10:
                     found.append(abs(values[-1] - values[-11]))
         move = " / ".join(
             f"{max(found):.3f}" if found else "-" for found in moves.values()
