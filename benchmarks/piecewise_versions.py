@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import rtdl_num_embeddings as rtdl
 import torch
-from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -43,7 +42,6 @@ def main(argv=None):
         X, Y, _ = suite.load(name, None)
         for seed in (0, 1):
             X_train, X_test, Y_train, Y_test = suite.split(X, Y, seed)
-            Y_test = np.asarray(Y_test, dtype=float)
             for cls in (MSSMClassifier, MMoEClassifier):
                 for arm in ("A", "B", "linear"):
                     rtdl.PiecewiseLinearEmbeddings = VersionA if arm == "A" else Package
@@ -52,18 +50,15 @@ def main(argv=None):
                     params["lr_schedule"] = "constant"
                     start = time.perf_counter()
                     try:
-                        model = cls(verbose=0, random_state=seed, **params)
-                        model.fit(X_train, Y_train)
+                        proba, extra = suite.fit_library(
+                            cls, X_train, Y_train, X_test, seed, params
+                        )
                     finally:
                         rtdl.PiecewiseLinearEmbeddings = Package
-                    proba = model.predict_proba(X_test)
-                    aucs = []
-                    for k in range(Y_test.shape[1]):
-                        rows = ~np.isnan(Y_test[:, k])
-                        aucs.append(roc_auc_score(Y_test[rows, k], proba[rows, k]))
+                    aucs = [auc for _, auc, *_ in suite.score(Y_test, proba)]
                     print(
                         f"{name} {cls.__name__[:4]} seed {seed} {arm:<7} mean AUC "
-                        f"{np.mean(aucs):.4f} epochs {len(model.history_)} "
+                        f"{np.mean(aucs):.4f} epochs {extra['epochs']:.0f} "
                         f"{time.perf_counter() - start:.0f}s",
                         flush=True,
                     )
